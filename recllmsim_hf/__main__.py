@@ -1,0 +1,3 @@
+from recllmsim_hf.cli import main
+
+main()

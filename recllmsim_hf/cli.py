@@ -1,0 +1,124 @@
+"""The `recllmsim` command line.
+
+Commands are thin: each parses flags and calls one library function. Errors of
+the project's family (``RecLLMSimError``) and bad flags become one line on
+stderr and a non-zero exit here, in one place. Heavy libraries (datasets,
+openai, sklearn) are imported inside the commands, never at start-up.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from recllmsim_hf.errors import RecLLMSimError
+
+app = typer.Typer(
+    name="recllmsim",
+    help="Generate, build, analyse and publish RecLLMSim-style recommendation conversations.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+class SplitBy(str, Enum):
+    utterance = "utterance"
+    conversation = "conversation"
+
+
+@app.command()
+def build(
+    source: str = typer.Option(
+        None, "--source", help="Release folder, .zip/.tar.gz, URL, or corpus folder [default: the pinned release]"
+    ),
+    out: Path = typer.Option(Path("recllmsim"), "--out", help="Output folder (replaced atomically)."),
+    seed: int = typer.Option(42, "--seed", help="Seed of the train/validation/test split."),
+    split_by: SplitBy = typer.Option(SplitBy.utterance, "--split-by", help="Split unit of the intent config."),
+    json_out: bool = typer.Option(False, "--json", help="Print a machine-readable summary."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+) -> None:
+    """Build parquet shards for all five configs plus a dataset card into OUT."""
+    from recllmsim_hf.export import build_dataset
+
+    summary = build_dataset(source, out, seed=seed, split_by=split_by.value, progress=not quiet)
+    _print_summary(summary, json_out)
+
+
+@app.command()
+def validate(
+    source: str = typer.Argument(..., help="Release folder, .zip/.tar.gz, URL, or corpus folder."),
+    json_out: bool = typer.Option(False, "--json", help="Print the problems as JSON."),
+) -> None:
+    """List every problem of a release or corpus (file, field, bad value) without building."""
+    from recllmsim_hf.sources import validate_source
+
+    problems, counts = validate_source(source)
+    if json_out:
+        import json
+
+        payload = {
+            "ok": not problems,
+            "counts": counts,
+            "problems": [
+                {"file": p.file, "field": p.field, "value": p.value, "message": p.message} for p in problems
+            ],
+        }
+        typer.echo(json.dumps(payload, ensure_ascii=False, indent=2, default=str))
+    else:
+        for p in problems:
+            typer.echo(str(p))
+        typer.echo(
+            f"{len(problems)} problem(s) in {counts.get('files', 0)} file(s), "
+            f"{counts.get('conversations', 0)} conversation(s) read",
+            err=bool(problems),
+        )
+    if problems:
+        raise typer.Exit(2)
+
+
+def _print_summary(summary: dict, json_out: bool) -> None:
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(summary, indent=2, sort_keys=True))
+        return
+    typer.echo(f"built {summary['out']}")
+    for config, splits in summary["configs"].items():
+        sizes = ", ".join(f"{split} {n:,}" for split, n in splits.items())
+        typer.echo(f"  {config:<20} {sizes}")
+
+
+def _register_subcommands() -> None:
+    """Command groups living in other modules (each imports its heavy parts lazily)."""
+
+
+def main() -> None:
+    """Console-script entry: run the app; project errors and bad flags become one line."""
+    import click
+
+    _register_subcommands()
+    try:
+        app(standalone_mode=False)
+    except RecLLMSimError as e:
+        typer.echo(f"recllmsim: error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        typer.echo("recllmsim: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        typer.echo(f"recllmsim: error: {e.format_message()} (see --help)", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("recllmsim: interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,249 @@
+"""Our corpus format: a folder of JSON Lines files plus a manifest.
+
+    CORPUS/
+      manifest.json          Manifest (format, schema version, tasks, how it was made)
+      profiles.jsonl         one Profile per line
+      scenarios.jsonl        one Scenario per line
+      conversations.jsonl    one complete Conversation per line (append-only)
+
+Every line is one whole JSON object, written in one ``write`` and flushed, so a
+killed writer leaves at most one unterminated last line, which readers report
+(``validate``) and writers repair (:func:`repair_tail`).
+
+Example:
+    >>> import tempfile
+    >>> from recllmsim_hf.schema import Profile
+    >>> d = tempfile.mkdtemp()
+    >>> write_jsonl(f"{d}/profiles.jsonl", [Profile(profile_id="1", text="1. Gender: Male")])
+    >>> [p.profile_id for p in read_jsonl(f"{d}/profiles.jsonl", Profile)]
+    ['1']
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from recllmsim_hf.errors import InputError, Problem, ValidationFailed
+from recllmsim_hf.schema import Conversation, Manifest, Profile, Scenario
+
+M = TypeVar("M", bound=BaseModel)
+
+MANIFEST = "manifest.json"
+PROFILES = "profiles.jsonl"
+SCENARIOS = "scenarios.jsonl"
+CONVERSATIONS = "conversations.jsonl"
+
+
+def dumps(record: BaseModel | dict) -> str:
+    """Canonical one-line JSON of a record (stable key order, UTF-8, no NaN)."""
+    data = record.model_dump(mode="json", exclude_defaults=False) if isinstance(record, BaseModel) else record
+    return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    atomic_write_lines(path, [text])
+
+
+def atomic_write_lines(path: str | os.PathLike, chunks: Iterable[str]) -> None:
+    """Stream ``chunks`` into a temporary file beside ``path``, then rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for chunk in chunks:
+                f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_jsonl(path: str | os.PathLike, records: Iterable[BaseModel | dict]) -> None:
+    """Write all ``records`` to ``path`` atomically, one JSON object per line."""
+    atomic_write_lines(path, (dumps(r) + "\n" for r in records))
+
+
+def append_jsonl(path: str | os.PathLike, record: BaseModel | dict) -> None:
+    """Append one record as one whole line, flushed to disk before returning."""
+    line = (dumps(record) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def repair_tail(path: str | os.PathLike) -> bool:
+    """Cut an unterminated last line (left by a killed writer). Returns True if it cut one."""
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return False
+    with open(path, "rb+") as f:
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) == b"\n":
+            return False
+        data_end = f.seek(0, os.SEEK_END)
+        pos, keep = data_end, 0
+        while pos > 0:
+            step = min(65536, pos)
+            pos -= step
+            f.seek(pos)
+            chunk = f.read(step)
+            nl = chunk.rfind(b"\n")
+            if nl >= 0:
+                keep = pos + nl + 1
+                break
+        f.truncate(keep)
+    return True
+
+
+def _describe(err: ValidationError) -> tuple[str, object, str]:
+    first = err.errors()[0]
+    field = ".".join(str(p) for p in first["loc"])
+    return field, first.get("input"), first["msg"]
+
+
+def read_jsonl(
+    path: str | os.PathLike, model: type[M], problems: list[Problem] | None = None
+) -> Iterator[M]:
+    """Stream ``model`` records from a JSON Lines file.
+
+    With ``problems`` given, bad lines are recorded there and skipped; without it
+    the first bad line raises :class:`ValidationFailed`.
+    """
+    path = Path(path)
+    try:
+        f = open(path, encoding="utf-8")
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror}); check the path") from None
+    with f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as e:
+                problem = Problem(where, "", line[:60].rstrip("\n"), f"not valid JSON ({e.msg})")
+            else:
+                try:
+                    yield model.model_validate(data)
+                    continue
+                except ValidationError as e:
+                    problem = Problem(where, *_describe(e))
+            if problems is None:
+                raise ValidationFailed([problem])
+            problems.append(problem)
+
+
+class Corpus:
+    """A corpus folder, opened for reading.
+
+    Profiles and scenarios are loaded at once (they are small); conversations are
+    streamed with :meth:`iter_conversations` so that corpora of any size build in
+    constant memory.
+    """
+
+    def __init__(self, path: str | os.PathLike, problems: list[Problem] | None = None):
+        self.path = Path(path)
+        if not (self.path / CONVERSATIONS).is_file():
+            raise InputError(
+                f"{self.path}: not a corpus folder (no {CONVERSATIONS}); "
+                "pass a corpus folder, a RecLLMSim release folder or archive"
+            )
+        self.problems = problems
+        self.manifest = self._read_manifest()
+        self.profiles: dict[str, Profile] = {}
+        self.scenarios: dict[str, Scenario] = {}
+        for name, model, into, key in (
+            (PROFILES, Profile, self.profiles, "profile_id"),
+            (SCENARIOS, Scenario, self.scenarios, "scenario_id"),
+        ):
+            if not (self.path / name).is_file():
+                self._problem(Problem(str(self.path / name), "", None, "file is missing"))
+                continue
+            for record in read_jsonl(self.path / name, model, problems):
+                ident = getattr(record, key)
+                if ident in into:
+                    self._problem(Problem(str(self.path / name), key, ident, "duplicate id"))
+                into[ident] = record
+
+    def _problem(self, problem: Problem) -> None:
+        if self.problems is None:
+            raise ValidationFailed([problem])
+        self.problems.append(problem)
+
+    def _read_manifest(self) -> Manifest:
+        path = self.path / MANIFEST
+        if not path.is_file():
+            return Manifest()
+        try:
+            return Manifest.model_validate_json(path.read_bytes())
+        except ValidationError as e:
+            self._problem(Problem(str(path), *_describe(e)))
+            return Manifest()
+
+    @property
+    def tasks(self) -> list[str]:
+        """Tasks of the corpus: the manifest's list, else those of its scenarios."""
+        return list(self.manifest.tasks) or sorted({s.task for s in self.scenarios.values()})
+
+    def iter_conversations(self) -> Iterator[Conversation]:
+        """Stream the conversations, checking that their profile and scenario exist."""
+        seen: set[str] = set()
+        path = self.path / CONVERSATIONS
+        for conv in read_jsonl(path, Conversation, self.problems):
+            where = f"{path} ({conv.conversation_id})"
+            if conv.conversation_id in seen:
+                self._problem(Problem(where, "conversation_id", conv.conversation_id, "duplicate id"))
+                continue
+            seen.add(conv.conversation_id)
+            if conv.profile_id not in self.profiles:
+                self._problem(Problem(where, "profile_id", conv.profile_id, f"no such profile in {PROFILES}"))
+            if conv.scenario_id not in self.scenarios:
+                self._problem(
+                    Problem(where, "scenario_id", conv.scenario_id, f"no such scenario in {SCENARIOS}")
+                )
+            yield conv
+
+
+def write_corpus(
+    path: str | os.PathLike,
+    profiles: Iterable[Profile],
+    scenarios: Iterable[Scenario],
+    conversations: Iterable[Conversation],
+    manifest: Manifest | None = None,
+) -> Path:
+    """Write a whole corpus folder (each file atomically). Returns the folder."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    profiles, scenarios = list(profiles), list(scenarios)
+    n = 0
+
+    def counted() -> Iterator[Conversation]:
+        nonlocal n
+        for c in conversations:
+            n += 1
+            yield c
+
+    write_jsonl(path / PROFILES, profiles)
+    write_jsonl(path / SCENARIOS, scenarios)
+    write_jsonl(path / CONVERSATIONS, counted())
+    manifest = manifest or Manifest()
+    if not manifest.tasks:
+        manifest.tasks = sorted({s.task for s in scenarios})
+    manifest.counts = {"profiles": len(profiles), "scenarios": len(scenarios), "conversations": n}
+    atomic_write_text(path / MANIFEST, json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
+    return path
