@@ -99,20 +99,18 @@ def _register_subcommands() -> None:
 
 def main() -> None:
     """Console-script entry: run the app; project errors and bad flags become one line."""
-    import click
-
     _register_subcommands()
     try:
         app(standalone_mode=False)
     except RecLLMSimError as e:
         typer.echo(f"recllmsim: error: {e}", err=True)
         sys.exit(e.exit_code)
-    except click.exceptions.Exit as e:
+    except typer.Exit as e:
         sys.exit(e.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         typer.echo("recllmsim: aborted", err=True)
         sys.exit(130)
-    except click.ClickException as e:
+    except typer.TyperException as e:  # bad flags and arguments (click's UsageError family)
         typer.echo(f"recllmsim: error: {e.format_message()} (see --help)", err=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
