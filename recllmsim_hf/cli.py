@@ -9,7 +9,7 @@ openai, sklearn) are imported inside the commands, never at start-up.
 from __future__ import annotations
 
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -26,7 +26,7 @@ app = typer.Typer(
 )
 
 
-class SplitBy(str, Enum):
+class SplitBy(StrEnum):
     utterance = "utterance"
     conversation = "conversation"
 
@@ -34,11 +34,15 @@ class SplitBy(str, Enum):
 @app.command()
 def build(
     source: str = typer.Option(
-        None, "--source", help="Release folder, .zip/.tar.gz, URL, or corpus folder [default: the pinned release]"
+        None,
+        "--source",
+        help="Release folder, .zip/.tar.gz, URL, or corpus folder [default: the pinned release]",
     ),
     out: Path = typer.Option(Path("recllmsim"), "--out", help="Output folder (replaced atomically)."),
     seed: int = typer.Option(42, "--seed", help="Seed of the train/validation/test split."),
-    split_by: SplitBy = typer.Option(SplitBy.utterance, "--split-by", help="Split unit of the intent config."),
+    split_by: SplitBy = typer.Option(
+        SplitBy.utterance, "--split-by", help="Split unit of the intent config."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print a machine-readable summary."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:

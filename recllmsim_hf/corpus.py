@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -109,15 +110,18 @@ def repair_tail(path: str | os.PathLike) -> bool:
     return True
 
 
+def natural_key(text: str) -> tuple:
+    """Sort key that puts ``"2"`` before ``"10"``: ``sorted(ids, key=natural_key)``."""
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", text) if p)
+
+
 def _describe(err: ValidationError) -> tuple[str, object, str]:
     first = err.errors()[0]
     field = ".".join(str(p) for p in first["loc"])
     return field, first.get("input"), first["msg"]
 
 
-def read_jsonl(
-    path: str | os.PathLike, model: type[M], problems: list[Problem] | None = None
-) -> Iterator[M]:
+def read_jsonl(path: str | os.PathLike, model: type[M], problems: list[Problem] | None = None) -> Iterator[M]:
     """Stream ``model`` records from a JSON Lines file.
 
     With ``problems`` given, bad lines are recorded there and skipped; without it
@@ -245,5 +249,7 @@ def write_corpus(
     if not manifest.tasks:
         manifest.tasks = sorted({s.task for s in scenarios})
     manifest.counts = {"profiles": len(profiles), "scenarios": len(scenarios), "conversations": n}
-    atomic_write_text(path / MANIFEST, json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
+    atomic_write_text(
+        path / MANIFEST, json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+    )
     return path

@@ -1,0 +1,235 @@
+"""Rows of the five configs, computed from a corpus folder, and the seeded splits.
+
+The builder (``loading_script/recllmsim.py``) calls :func:`iter_rows`; nothing
+else decides what a row holds. Conversations are streamed from
+``conversations.jsonl`` as plain dicts (the corpus was validated when it was
+read or staged), so memory does not grow with the corpus.
+
+Split contract (``intent_utterances``): every labelled user utterance gets the
+64-bit key ``blake2b("<seed>\\0<utterance_id>", digest_size=8)`` (big-endian);
+utterances sorted by key, the first ``n - 2·round(n/10)`` are train, the next
+``round(n/10)`` validation, the rest test (round half up). With
+``split_by="conversation"`` the key is taken over ``conversation_id`` and the
+8:1:1 cut is made over conversations, so no conversation is in two splits.
+The result depends only on the ids and the seed: identical on every machine
+and whatever the order of the lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from recllmsim_hf.corpus import CONVERSATIONS, PROFILES, SCENARIOS, natural_key
+from recllmsim_hf.schema import INTENT_LABELS, PROFILE_FIELDS, RATING_METRICS
+
+DEFAULT_SEED = 42
+SPLIT_BY = ("utterance", "conversation")
+
+
+def split_key(seed: int, ident: str) -> int:
+    """The 64-bit split key of an utterance or conversation id (see the module docstring)."""
+    return int.from_bytes(hashlib.blake2b(f"{seed}\0{ident}".encode(), digest_size=8).digest(), "big")
+
+
+def split_sizes(n: int) -> tuple[int, int, int]:
+    """8:1:1 sizes: ``split_sizes(7096) == (5676, 710, 710)``."""
+    tenth = int(n / 10 + 0.5)
+    return n - 2 * tenth, tenth, tenth
+
+
+@dataclass(frozen=True)
+class Splitter:
+    """Assigns a split from a key by two thresholds; built by :func:`make_splitter`."""
+
+    by: str
+    seed: int
+    validation_from: int
+    test_from: int
+
+    def split_of(self, conversation_id: str, utterance_id: str) -> str:
+        key = split_key(self.seed, utterance_id if self.by == "utterance" else conversation_id)
+        if key < self.validation_from:
+            return "train"
+        return "validation" if key < self.test_from else "test"
+
+
+def _load_lines(corpus: Path) -> Iterator[dict]:
+    with open(corpus / CONVERSATIONS, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)
+
+
+def included(conv: dict) -> bool:
+    """Whether a conversation enters the configs: not failed by the generation filters."""
+    verdict = (conv.get("extra") or {}).get("filter") or {}
+    return verdict.get("passed", True) is not False
+
+
+def iter_conversations(corpus: Path) -> Iterator[dict]:
+    """The conversations of a corpus that enter the dataset (see :func:`included`)."""
+    return (c for c in _load_lines(corpus) if included(c))
+
+
+def _intent_ids(conv: dict) -> Iterator[str]:
+    for i, turn in enumerate(conv["turns"]):
+        if turn["role"] == "user" and turn.get("intent") is not None:
+            yield f"{conv['conversation_id']}-{i}"
+
+
+def make_splitter(corpus: Path, seed: int = DEFAULT_SEED, by: str = "utterance") -> Splitter:
+    """One pass over the corpus collecting split keys (8 bytes each), then the two cut points."""
+    keys = []
+    for conv in iter_conversations(corpus):
+        ids = list(_intent_ids(conv))
+        if by == "utterance":
+            keys.extend(split_key(seed, u) for u in ids)
+        elif ids:
+            keys.append(split_key(seed, conv["conversation_id"]))
+    arr = np.sort(np.array(keys, dtype=np.uint64))
+    n_train, n_val, _ = split_sizes(len(arr))
+    top = 1 << 64
+
+    def cut(i: int) -> int:
+        return int(arr[i]) if i < len(arr) else top
+
+    return Splitter(by, seed, cut(n_train), cut(n_train + n_val))
+
+
+def _lookup(corpus: Path, name: str, key: str) -> dict[str, dict]:
+    out = {}
+    with open(corpus / name, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                rec = json.loads(line)
+                out[rec[key]] = rec
+    return out
+
+
+def _json(value) -> str | None:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True) if value else None
+
+
+def _ids(conv: dict, task_ids: dict[str, int]) -> dict:
+    return {
+        "conversation_id": conv["conversation_id"],
+        "scenario_id": conv["scenario_id"],
+        "profile_id": conv["profile_id"],
+        "task": task_ids[conv["task"]],
+    }
+
+
+def _ratings(conv: dict) -> dict:
+    ratings = conv.get("ratings") or {}
+    return {name: ratings.get(name) for name in RATING_METRICS}
+
+
+def _utterances(conv: dict, role: str, task_ids: dict[str, int]) -> Iterator[tuple[int, dict, str]]:
+    turns = conv["turns"]
+    for i, turn in enumerate(turns):
+        if turn["role"] == role:
+            row = {
+                "utterance_id": f"{conv['conversation_id']}-{i}",
+                **_ids(conv, task_ids),
+                "turn_index": i,
+                "text": turn["content"],
+                "text_zh": turn.get("content_zh"),
+                "context": turns[i - 1]["content"] if i else "",
+            }
+            yield i, row, turn
+
+
+def iter_rows(
+    table: str,
+    corpus: Path,
+    task_names: list[str],
+    split: str = "train",
+    splitter: Splitter | None = None,
+) -> Iterator[dict]:
+    """Rows of ``table`` (a config name without alias) for ``split``, ClassLabels as ids."""
+    task_ids = {name: i for i, name in enumerate(task_names)}
+    if table == "profiles":
+        yield from _profile_rows(corpus)
+        return
+    scenarios = _lookup(corpus, SCENARIOS, "scenario_id") if table == "conversations" else {}
+    profiles = _lookup(corpus, PROFILES, "profile_id") if table == "conversations" else {}
+    label_ids = {name: i for i, name in enumerate(INTENT_LABELS)}
+    for conv in iter_conversations(corpus):
+        if table == "intent_utterances":
+            for _, row, turn in _utterances(conv, "user", task_ids):
+                if turn.get("intent") is None:
+                    continue
+                if (
+                    splitter is not None
+                    and splitter.split_of(conv["conversation_id"], row["utterance_id"]) != split
+                ):
+                    continue
+                row["label"] = label_ids[turn["intent"]]
+                yield row
+        elif table == "hallucinations":
+            for _, row, turn in _utterances(conv, "assistant", task_ids):
+                if turn.get("hallucination") is None:
+                    continue
+                row["hallucination"] = turn["hallucination"]
+                row["reason"] = turn.get("reason")
+                yield row
+        elif table == "quality_scores":
+            if conv.get("ratings") is None:
+                continue
+            yield {**_ids(conv, task_ids), "num_turns": len(conv["turns"]), **_ratings(conv)}
+        elif table == "conversations":
+            scenario, profile = scenarios[conv["scenario_id"]], profiles[conv["profile_id"]]
+            verdict = (conv.get("extra") or {}).get("filter")
+            yield {
+                **_ids(conv, task_ids),
+                "round": conv.get("round", 1),
+                "profile": profile["text"],
+                "profile_zh": conv.get("profile_zh") or profile.get("text_zh"),
+                "scenario": scenario["text"],
+                "scenario_zh": conv.get("scenario_zh") or scenario.get("text_zh"),
+                "turns": [
+                    {
+                        k: t.get(k)
+                        for k in ("role", "content", "content_zh", "intent", "hallucination", "reason")
+                    }
+                    for t in conv["turns"]
+                ],
+                "num_turns": len(conv["turns"]),
+                "preference_summary": conv.get("preference_summary") or [],
+                "conflict": conv.get("conflict"),
+                "ratings": _ratings(conv),
+                "end_reason": conv.get("end_reason"),
+                "filter_passed": None if verdict is None else verdict.get("passed"),
+                "generation": _json(conv.get("generation")),
+                "extra": _json(conv.get("extra")),
+                "source_file": conv.get("source_file"),
+            }
+        else:
+            raise ValueError(f"unknown table {table!r}")
+
+
+def _profile_rows(corpus: Path) -> Iterator[dict]:
+    profiles = _lookup(corpus, PROFILES, "profile_id")
+    uses = Counter(c["profile_id"] for c in iter_conversations(corpus))
+    first_with_text: dict[str, str] = {}
+    for pid in sorted(profiles, key=natural_key):
+        first_with_text.setdefault(profiles[pid]["text"], pid)
+    for pid in sorted(profiles, key=natural_key):
+        p = profiles[pid]
+        row = {"profile_id": pid, "text": p["text"], "text_zh": p.get("text_zh")}
+        for lang, suffix in (("fields", ""), ("fields_zh", "_zh")):
+            fields = p.get(lang) or {}
+            for name in PROFILE_FIELDS:
+                row[name + suffix] = fields.get(name)
+        first = first_with_text[p["text"]]
+        row["duplicate_of"] = None if first == pid else first
+        row["num_conversations"] = uses.get(pid, 0)
+        row["extra"] = _json(p.get("extra"))
+        yield row
