@@ -60,8 +60,28 @@ class Splitter:
         return "validation" if key < self.test_from else "test"
 
 
+# Corpora up to this size are parsed once per process and kept while a build
+# runs its passes (one per config and split); larger ones are streamed each time,
+# so memory stays flat however large the corpus.
+MEMO_MAX_BYTES = 64 * 1024 * 1024
+_memo: dict[tuple, list[dict]] = {}
+
+
 def _load_lines(corpus: Path) -> Iterator[dict]:
-    with open(corpus / CONVERSATIONS, encoding="utf-8") as f:
+    path = corpus / CONVERSATIONS
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key in _memo:
+        return iter(_memo[key])
+    if stat.st_size > MEMO_MAX_BYTES:
+        return _stream(path)
+    _memo.clear()
+    _memo[key] = list(_stream(path))
+    return iter(_memo[key])
+
+
+def _stream(path: Path) -> Iterator[dict]:
+    with open(path, encoding="utf-8") as f:
         for line in f:
             if line.strip():
                 yield json.loads(line)

@@ -1,0 +1,124 @@
+"""The RecLLMSim ``datasets`` builder: five typed configs from a release or a corpus.
+
+``datasets`` 4.0 and later no longer run loading scripts through
+``load_dataset``; instantiate the builder directly instead. ``recllmsim build``
+does exactly this and ships the result as parquet shards plus a card, which is
+what ``load_dataset("recllmsim", "intent")`` reads.
+
+Example:
+    >>> from recllmsim_hf.loading_script.recllmsim import RecLLMSim
+    >>> builder = RecLLMSim(config_name="intent", source="../shared/data/recllmsim-release")  # doctest: +SKIP
+    >>> builder.download_and_prepare()  # doctest: +SKIP
+    >>> builder.as_dataset()["test"].num_rows  # doctest: +SKIP
+    710
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+import pyarrow as pa
+
+from recllmsim_hf.configs import DEFAULT_SEED, SPLIT_BY, iter_rows, make_splitter
+from recllmsim_hf.corpus import Corpus
+from recllmsim_hf.errors import InputError
+from recllmsim_hf.features import CONFIG_NAMES, SPLITS, features, table_of
+from recllmsim_hf.schema import CITATION, HOMEPAGE, LICENSE, TASKS
+from recllmsim_hf.sources import is_corpus, stage_source
+
+_BATCH = 1000
+
+_DESCRIPTIONS = {
+    "conversations": "Whole conversations: turns with annotations, profile and scenario texts, ratings.",
+    "profiles": "One row per simulated user profile, with the nine structured fields in English and Chinese.",
+    "intent_utterances": "User utterances labelled with one of five intents; train/validation/test 8:1:1.",
+    "hallucinations": "Assistant replies judged for common-sense hallucinations, with the reason.",
+    "quality_scores": "The seven quality ratings of each conversation (a missing rating is null).",
+}
+_DESCRIPTIONS["intent"] = "Alias of intent_utterances. " + _DESCRIPTIONS["intent_utterances"]
+
+
+@dataclass
+class RecLLMSimConfig(datasets.BuilderConfig):
+    """BuilderConfig for RecLLMSim.
+
+    Args:
+        source: what to read: a corpus folder, a release folder (holding the task
+            folders or ``LLM_agent_user/``), a release ``.zip``/``.tar.gz``, or an
+            archive URL. None reads the pinned release archive (downloaded once
+            into the cache).
+        seed: seed of the 8:1:1 train/validation/test split of the intent config
+            (see ``recllmsim_hf.configs`` for the exact, machine-independent rule).
+        split_by: ``"utterance"`` (the paper's setting) or ``"conversation"`` (no
+            conversation in two splits).
+    """
+
+    source: str | None = None
+    seed: int = DEFAULT_SEED
+    split_by: str = "utterance"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.name not in CONFIG_NAMES:
+            raise InputError(f"unknown config {self.name!r}: must be one of {list(CONFIG_NAMES)}")
+        if self.split_by not in SPLIT_BY:
+            raise InputError(f"split_by must be one of {list(SPLIT_BY)}, but got {self.split_by!r}")
+        if self.source is not None:
+            self.source = str(self.source)
+
+
+class RecLLMSim(datasets.ArrowBasedBuilder):
+    """RecLLMSim: task-based recommendation conversations between an LLM user simulator and an assistant."""
+
+    BUILDER_CONFIG_CLASS = RecLLMSimConfig
+    BUILDER_CONFIGS = [RecLLMSimConfig(name=name, description=_DESCRIPTIONS[name]) for name in CONFIG_NAMES]
+    DEFAULT_CONFIG_NAME = "conversations"
+
+    def _tasks(self) -> list[str]:
+        source = self.config.source
+        return Corpus(source).tasks if is_corpus(source) else list(TASKS)
+
+    def _info(self) -> datasets.DatasetInfo:
+        return datasets.DatasetInfo(
+            description=self.config.description or _DESCRIPTIONS[self.config.name],
+            features=features(self.config.name, self._tasks()),
+            homepage=HOMEPAGE,
+            license=LICENSE,
+            citation=CITATION,
+        )
+
+    def _corpus(self) -> Path:
+        source = self.config.source
+        if is_corpus(source):
+            return Path(source)
+        tag = hashlib.sha256(str(source).encode()).hexdigest()[:16]
+        return stage_source(source, Path(self._cache_dir_root) / "recllmsim_staged" / tag)
+
+    def _split_generators(self, dl_manager):
+        corpus = self._corpus()
+        table = table_of(self.config.name)
+        splitter = None
+        if table == "intent_utterances":
+            splitter = make_splitter(corpus, self.config.seed, self.config.split_by)
+        return [
+            datasets.SplitGenerator(
+                name=split, gen_kwargs={"corpus": corpus, "split": split, "splitter": splitter}
+            )
+            for split in SPLITS[table]
+        ]
+
+    def _generate_tables(self, corpus: Path, split: str, splitter):
+        schema = self.info.features.arrow_schema
+        table = table_of(self.config.name)
+        names = self.info.features["task"].names if "task" in self.info.features else list(TASKS)
+        batch, batch_id = [], 0
+        for row in iter_rows(table, corpus, names, split, splitter):
+            batch.append(row)
+            if len(batch) == _BATCH:
+                yield datasets.builder.Key(0, batch_id), pa.Table.from_pylist(batch, schema=schema)
+                batch, batch_id = [], batch_id + 1
+        if batch or batch_id == 0:
+            yield datasets.builder.Key(0, batch_id), pa.Table.from_pylist(batch, schema=schema)
