@@ -1,8 +1,18 @@
 """Shared fixtures."""
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# Keep every Hugging Face cache of the test run out of the user's home; set before
+# datasets / huggingface_hub are imported (they read these at import time).
+_HF_HOME = tempfile.mkdtemp(prefix="recllmsim-tests-hf-")
+os.environ["HF_HOME"] = _HF_HOME
+os.environ["HF_DATASETS_CACHE"] = os.path.join(_HF_HOME, "datasets")
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["RECLLMSIM_CACHE"] = os.path.join(_HF_HOME, "recllmsim")
 
 # The CI checks the repository out beside shared/ (read-only real data, never committed here).
 RELEASE_DIR = Path(__file__).resolve().parents[2] / "shared/data/recllmsim-release"
@@ -14,3 +24,13 @@ def release_dir() -> Path:
     if not (RELEASE_DIR / "LLM_agent_user").is_dir():
         pytest.fail(f"{RELEASE_DIR}: the real release is missing; check out the repository beside shared/")
     return RELEASE_DIR
+
+
+@pytest.fixture(scope="session")
+def built_release(release_dir, tmp_path_factory) -> Path:
+    """The real release built once per test session with the default seed: ``<tmp>/recllmsim``."""
+    from recllmsim_hf.export import build_dataset
+
+    out = tmp_path_factory.mktemp("built") / "recllmsim"
+    build_dataset(release_dir, out, progress=False)
+    return out
