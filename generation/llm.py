@@ -6,9 +6,9 @@ Public interface (the conversation, profile and annotation code uses only these 
   never appears in ``repr``, ``str`` or ``model_dump``.
 - :func:`endpoints_from_options` ``(base_url, api_key, model, simulator_model=None,
   assistant_model=None, profile_model=None, annotator_model=None)`` -> ``{role: Endpoint}``
-  for the roles :data:`ROLES` ("profile", "simulator", "assistant", "annotator"); flags
-  first, then ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``, then per-role environment
-  overrides ``RECLLMSIM_<ROLE>_BASE_URL`` / ``RECLLMSIM_<ROLE>_API_KEY``.
+  for the roles :data:`ROLES` ("profile", "simulator", "assistant", "annotator"): per-role
+  ``RECLLMSIM_<ROLE>_BASE_URL`` / ``RECLLMSIM_<ROLE>_API_KEY``, then the flags, then
+  ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY`` (``generation/endpoints.py``).
 - :class:`LLMRequest`: ``role``, ``messages``, ``temperature``, ``max_tokens``, ``seed``,
   ``response_model`` (a pydantic class: sent as a strict ``json_schema`` structured output,
   the reply parsed and validated; a reply that does not validate is retried like a
@@ -32,8 +32,9 @@ Failures: 429, 408/409, 5xx, timeouts, connection errors, bodies that are not JS
 backoff and jitter (``backoff_base * 2**(n-1)`` capped at ``backoff_max``, times 0.5-1.0), or
 after the server's ``retry-after-ms`` / ``Retry-After`` (plus up to 25 % jitter). Other 4xx
 end the request at once with its error recorded; 401/403 raise :class:`ServiceError`
-(every request would fail). Transport sits behind :class:`Transport` (one async call), so an
-OpenAI Batch API transport can replace :class:`OpenAITransport` without touching callers.
+(every request would fail). Transport sits behind :class:`Transport` (one async call,
+``generation/transport.py``), so an OpenAI Batch API transport can replace
+:class:`OpenAITransport` without touching callers.
 
 Example:
     >>> import asyncio
@@ -48,12 +49,10 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import random
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -61,7 +60,9 @@ from recllmsim_hf.errors import InputError, RecLLMSimError, ServiceError
 from recllmsim_hf.schema import Usage
 
 from .cache import ResponseCache, canonical_json, key_for_body
+from .endpoints import ROLES, Endpoint, endpoints_from_options
 from .pricing import PriceTable
+from .transport import OpenAITransport, Transport, TransportFailure
 
 __all__ = [
     "ROLES",
@@ -81,7 +82,6 @@ __all__ = [
     "strict_schema",
 ]
 
-ROLES: tuple[str, ...] = ("profile", "simulator", "assistant", "annotator")
 # Worst-case completion length assumed for --budget-usd when a request sets no max_tokens.
 DEFAULT_MAX_TOKENS_FOR_BUDGET = 4096
 
@@ -90,62 +90,6 @@ class BudgetExceeded(RecLLMSimError):
     """The next request could take spending over ``--budget-usd``; nothing more is sent."""
 
     exit_code = 4
-
-
-class Endpoint(BaseModel):
-    """Where one role's requests go. ``base_url=None`` means the OpenAI API."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    base_url: str | None = None
-    api_key: str | None = Field(default=None, exclude=True, repr=False)
-    model: str = Field(min_length=1)
-
-
-def endpoints_from_options(
-    base_url: str | None,
-    api_key: str | None,
-    model: str | None,
-    simulator_model: str | None = None,
-    assistant_model: str | None = None,
-    profile_model: str | None = None,
-    annotator_model: str | None = None,
-    *,
-    environ: dict[str, str] | None = None,
-) -> dict[str, Endpoint]:
-    """Endpoints of all roles from CLI flags, then the environment.
-
-    ``--model`` is every role's default; ``--simulator-model`` etc. override it. A local
-    endpoint (``--base-url``) without a key gets the placeholder key ``"not-needed"``.
-
-    Example:
-        >>> eps = endpoints_from_options(None, "sk-x", "gpt-4o", assistant_model="gpt-4o-mini", environ={})
-        >>> eps["simulator"].model, eps["assistant"].model, eps["assistant"].base_url
-        ('gpt-4o', 'gpt-4o-mini', None)
-    """
-    env = os.environ if environ is None else environ
-    base_url = base_url or env.get("OPENAI_BASE_URL") or None
-    api_key = api_key or env.get("OPENAI_API_KEY") or None
-    models = {"profile": profile_model, "simulator": simulator_model, "assistant": assistant_model}
-    models["annotator"] = annotator_model
-    endpoints = {}
-    for role in ROLES:
-        role_model = models[role] or model
-        if not role_model:
-            raise InputError(f"no model for the {role} role: pass --model (or --{role}-model)")
-        role_url = env.get(f"RECLLMSIM_{role.upper()}_BASE_URL") or base_url
-        role_key = env.get(f"RECLLMSIM_{role.upper()}_API_KEY") or api_key
-        if role_url is not None and not role_url.startswith(("http://", "https://")):
-            raise InputError(f"--base-url: must start with http:// or https://, but got {role_url!r}")
-        if role_key is None:
-            if role_url is None:
-                raise InputError(
-                    "no API key for the OpenAI API: pass --api-key or set OPENAI_API_KEY "
-                    "(or point --base-url at a local OpenAI-compatible server)"
-                )
-            role_key = "not-needed"
-        endpoints[role] = Endpoint(base_url=role_url, api_key=role_key, model=role_model)
-    return endpoints
 
 
 class LLMRequest(BaseModel):
@@ -204,28 +148,6 @@ class RunStats:
         return asdict(self)
 
 
-class TransportFailure(Exception):
-    """One failed attempt, as a transport reports it to the runner."""
-
-    def __init__(
-        self, message: str, *, retryable: bool, retry_after: float | None = None, fatal: bool = False
-    ):
-        super().__init__(message)
-        self.retryable, self.retry_after, self.fatal = retryable, retry_after, fatal
-
-
-class Transport(Protocol):
-    """Sends one chat completion body (canonical JSON bytes) and returns the decoded JSON reply.
-
-    Raises :class:`TransportFailure` for anything but a decoded 2xx body. A Batch API
-    transport would queue the body and resolve when its batch finishes.
-    """
-
-    async def complete(self, endpoint: Endpoint, body: bytes) -> dict: ...
-
-    async def close(self) -> None: ...
-
-
 def strict_schema(model: type[BaseModel]) -> dict:
     """The JSON schema of ``model`` in OpenAI's strict form (all properties required, no extras)."""
 
@@ -261,85 +183,6 @@ def cache_key(request: LLMRequest, endpoint: Endpoint) -> str:
     """The cache key of ``request`` sent to ``endpoint`` (contract: ``generation/cache.py``)."""
     schema = strict_schema(request.response_model) if request.response_model else None
     return key_for_body(_body(request, endpoint.model, schema), request.prompt_version)
-
-
-class OpenAITransport:
-    """Transport through ``openai.AsyncOpenAI``'s low-level path (no typed response objects).
-
-    One client per (base URL, key); the client's own retries are off (the runner retries).
-    """
-
-    def __init__(self, *, timeout: float = 60.0, max_connections: int = 64):
-        import httpx2
-        import openai
-
-        self._openai, self._httpx = openai, httpx2
-        self.timeout = timeout
-        self._limits = httpx2.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        )
-        self._clients: dict[tuple, Any] = {}
-
-    def _client(self, endpoint: Endpoint) -> Any:
-        ident = (endpoint.base_url, endpoint.api_key)
-        client = self._clients.get(ident)
-        if client is None:
-            http = self._openai.DefaultAsyncHttpxClient(limits=self._limits, timeout=self.timeout)
-            client = self._openai.AsyncOpenAI(
-                base_url=endpoint.base_url, api_key=endpoint.api_key, max_retries=0, timeout=self.timeout,
-                http_client=http,
-            )  # fmt: skip
-            self._clients[ident] = client
-        return client
-
-    async def complete(self, endpoint: Endpoint, body: bytes) -> dict:
-        openai = self._openai
-        try:
-            async with asyncio.timeout(self.timeout):
-                response = await self._client(endpoint).post(
-                    "/chat/completions", content=body, cast_to=self._httpx.Response
-                )
-            return json.loads(response.content)
-        except openai.APIStatusError as e:
-            raise _status_failure(e.status_code, e.response.headers, e.message) from None
-        except (TimeoutError, openai.APITimeoutError):
-            raise TransportFailure(f"no reply within {self.timeout:g} s", retryable=True) from None
-        except openai.APIConnectionError as e:
-            cause = e.__cause__ or e
-            raise TransportFailure(f"connection failed ({type(cause).__name__})", retryable=True) from None
-        except ValueError:  # the body of a 200 is not JSON (json.JSONDecodeError, UnicodeDecodeError)
-            raise TransportFailure("the reply body is not JSON", retryable=True) from None
-
-    async def check(self, endpoint: Endpoint) -> None:
-        """Fail fast when the endpoint is unreachable or refuses the key (``GET /models``)."""
-        try:
-            async with asyncio.timeout(self.timeout):
-                await self._client(endpoint).get("/models", cast_to=self._httpx.Response)
-        except self._openai.APIStatusError as e:
-            if e.status_code in (401, 403):
-                raise _status_failure(e.status_code, e.response.headers, e.message) from None
-        except (TimeoutError, self._openai.APIConnectionError):
-            raise TransportFailure(
-                f"cannot connect (no reply within {self.timeout:g} s)", retryable=False
-            ) from None
-
-    async def close(self) -> None:
-        for client in self._clients.values():
-            await client.close()
-        self._clients.clear()
-
-
-def _status_failure(status: int, headers: Any, message: str) -> TransportFailure:
-    retry_after = None
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        try:
-            retry_after = float(headers.get(name)) * scale
-            break
-        except (TypeError, ValueError):
-            continue
-    message = f"HTTP {status}: {message.splitlines()[0][:200] if message else 'no message'}"
-    retryable = status in (408, 409, 429) or status >= 500
-    return TransportFailure(message, retryable=retryable, retry_after=retry_after, fatal=status in (401, 403))
 
 
 class LLMRunner:
@@ -439,7 +282,10 @@ class LLMRunner:
                 ) from None
 
     async def close(self) -> None:
+        """Close the transport and the cache (the runner owns the cache it was given)."""
         await self.transport.close()
+        if self.cache is not None:
+            self.cache.close()
 
     # -- cache and in-flight sharing --------------------------------------------------------------
     async def _cached(self, request: LLMRequest, endpoint: Endpoint, body: dict) -> LLMResult:
@@ -584,8 +430,8 @@ class LLMRunner:
                     raise BudgetExceeded(self._stopped)
                 if self.stats.cost_usd + worst > self.budget_usd:
                     self._stopped = (
-                        f"--budget-usd {self.budget_usd:g}: spent {self.stats.cost_usd:.4f} USD and the next "
-                        f"request may cost up to {worst:.4f} USD; stopped before exceeding it "
+                        f"--budget-usd {self.budget_usd:g}: spent {self.stats.cost_usd:.6g} USD and the next "
+                        f"request may cost up to {worst:.6g} USD; stopped before exceeding it "
                         "(rerun with a larger budget: finished calls replay from the cache)"
                     )
                     self._budget_cond.notify_all()

@@ -31,8 +31,9 @@ Options (keyword arguments; the same names as ``--flags`` with dashes):
 - Fault rates (each in [0, 1], drawn once per request): ``rate_429`` (with ``Retry-After:
   <retry_after>`` and ``retry-after-ms``), ``rate_500``, ``rate_503``, ``rate_hang`` (sleeps
   ``hang_seconds`` before answering normally), ``rate_bad_json`` (a 200 with a cut JSON body).
-- ``script``: a list of outcomes ("ok", "429", "500", "503", "hang", "bad_json") used for the
-  first requests in arrival order, before the rates apply.
+- ``script``: a list of outcomes ("ok", "hang", "bad_json" or any HTTP error status such as
+  "429", "500", "503", "400", "401") used for the first requests in arrival order, before the
+  rates apply.
 - ``seed``: faults and jitter come from sha256(seed, request body, how often that exact body
   was seen before), so a run is deterministic whatever order concurrent requests arrive in,
   and a retried body gets a fresh draw.
@@ -61,7 +62,8 @@ from typing import Any
 
 END_PROMPT = "[System]: If you wish to conclude this conversation, please reply with 'Thank you, goodbye.'"
 END_PHRASE = "Thank you, goodbye."
-OUTCOMES = ("ok", "429", "500", "503", "hang", "bad_json")
+REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests"}
+REASONS |= {500: "Internal Server Error", 503: "Service Unavailable"}
 
 
 def default_reply(messages: list[dict], body: dict, end_after: int = 3) -> str:
@@ -238,8 +240,7 @@ class FakeOpenAI:
                         headers[name.strip().lower()] = value.strip()
                 raw = await reader.readexactly(int(headers.get("content-length", "0")))
                 status, extra, payload = await self._respond(method, path.split("?")[0], headers, raw)
-                reason = {200: "OK", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error"}
-                out = [f"HTTP/1.1 {status} {reason.get(status, 'Service Unavailable')}"]
+                out = [f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}"]
                 out += ["content-type: application/json", f"content-length: {len(payload)}"]
                 out += [f"{k}: {v}" for k, v in extra.items()]
                 writer.write(("\r\n".join(out) + "\r\n\r\n").encode() + payload)
@@ -273,7 +274,7 @@ class FakeOpenAI:
             outcome, delay = self._draw(raw)
             self.outcomes[outcome] += 1
             await asyncio.sleep(self.hang_seconds if outcome == "hang" else max(0.0, delay))
-            if outcome in ("429", "500", "503"):
+            if outcome.isdigit():
                 extra = {}
                 if outcome == "429":
                     extra = {"retry-after": f"{self.retry_after:g}"}
@@ -302,7 +303,11 @@ class FakeOpenAI:
             self._server.close()
             for task in list(self._tasks):
                 task.cancel()
-            self._loop.run_until_complete(asyncio.gather(*self._tasks, return_exceptions=True))
+
+            async def drain() -> None:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+
+            self._loop.run_until_complete(drain())
             self._loop.close()
 
         self._thread = threading.Thread(target=run, name="fake-openai", daemon=True)

@@ -1,0 +1,74 @@
+"""Endpoints: where each role's requests go (base URL, key, model), from flags and environment.
+
+Roles are :data:`ROLES`. Resolution order for each role: the per-role environment
+overrides ``RECLLMSIM_<ROLE>_BASE_URL`` / ``RECLLMSIM_<ROLE>_API_KEY``, then the flags
+``--base-url`` / ``--api-key``, then ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``. Models:
+``--<role>-model``, else ``--model``. The key is kept out of ``repr``, ``str`` and
+``model_dump`` so that it cannot leak into manifests, logs or caches by accident.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from recllmsim_hf.errors import InputError
+
+ROLES: tuple[str, ...] = ("profile", "simulator", "assistant", "annotator")
+
+
+class Endpoint(BaseModel):
+    """Where one role's requests go. ``base_url=None`` means the OpenAI API."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base_url: str | None = None
+    api_key: str | None = Field(default=None, exclude=True, repr=False)
+    model: str = Field(min_length=1)
+
+
+def endpoints_from_options(
+    base_url: str | None,
+    api_key: str | None,
+    model: str | None,
+    simulator_model: str | None = None,
+    assistant_model: str | None = None,
+    profile_model: str | None = None,
+    annotator_model: str | None = None,
+    *,
+    environ: dict[str, str] | None = None,
+) -> dict[str, Endpoint]:
+    """Endpoints of all roles from CLI flags, then the environment.
+
+    ``--model`` is every role's default; ``--simulator-model`` etc. override it. A local
+    endpoint (``--base-url``) without a key gets the placeholder key ``"not-needed"``.
+
+    Example:
+        >>> eps = endpoints_from_options(None, "sk-x", "gpt-4o", assistant_model="gpt-4o-mini", environ={})
+        >>> eps["simulator"].model, eps["assistant"].model, eps["assistant"].base_url
+        ('gpt-4o', 'gpt-4o-mini', None)
+    """
+    env = os.environ if environ is None else environ
+    base_url = base_url or env.get("OPENAI_BASE_URL") or None
+    api_key = api_key or env.get("OPENAI_API_KEY") or None
+    models = {"profile": profile_model, "simulator": simulator_model, "assistant": assistant_model}
+    models["annotator"] = annotator_model
+    endpoints = {}
+    for role in ROLES:
+        role_model = models[role] or model
+        if not role_model:
+            raise InputError(f"no model for the {role} role: pass --model (or --{role}-model)")
+        role_url = env.get(f"RECLLMSIM_{role.upper()}_BASE_URL") or base_url
+        role_key = env.get(f"RECLLMSIM_{role.upper()}_API_KEY") or api_key
+        if role_url is not None and not role_url.startswith(("http://", "https://")):
+            raise InputError(f"--base-url: must start with http:// or https://, but got {role_url!r}")
+        if role_key is None:
+            if role_url is None:
+                raise InputError(
+                    "no API key for the OpenAI API: pass --api-key or set OPENAI_API_KEY "
+                    "(or point --base-url at a local OpenAI-compatible server)"
+                )
+            role_key = "not-needed"
+        endpoints[role] = Endpoint(base_url=role_url, api_key=role_key, model=role_model)
+    return endpoints

@@ -1,0 +1,125 @@
+"""Transports: how one chat completion body reaches a model and its JSON reply comes back.
+
+A transport makes one attempt and has no retry logic: it reports every failure as a
+:class:`TransportFailure` saying whether a retry may help and how long the server asked
+to wait. :class:`~recllmsim_hf.generation.llm.LLMRunner` owns retries, concurrency, cost
+and the cache, so an OpenAI Batch API transport (queue bodies into a batch file, resolve
+each call when its batch finishes) can be added beside :class:`OpenAITransport` without
+touching the runner or the conversation code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, Protocol
+
+from .endpoints import Endpoint
+
+
+class TransportFailure(Exception):
+    """One failed attempt, as a transport reports it to the runner."""
+
+    def __init__(
+        self, message: str, *, retryable: bool, retry_after: float | None = None, fatal: bool = False
+    ):
+        super().__init__(message)
+        self.retryable, self.retry_after, self.fatal = retryable, retry_after, fatal
+
+
+class Transport(Protocol):
+    """Sends one chat completion body (canonical JSON bytes) and returns the decoded JSON reply.
+
+    Raises :class:`TransportFailure` for anything but a decoded 2xx body. A Batch API
+    transport would queue the body and resolve when its batch finishes.
+    """
+
+    async def complete(self, endpoint: Endpoint, body: bytes) -> dict: ...
+
+    async def close(self) -> None: ...
+
+
+class OpenAITransport:
+    """Transport through ``openai.AsyncOpenAI``'s low-level path (no typed response objects).
+
+    One client per (base URL, key); the client's own retries are off (the runner retries).
+    """
+
+    def __init__(self, *, timeout: float = 60.0, max_connections: int = 64):
+        import httpx2
+        import openai
+
+        self._openai, self._httpx = openai, httpx2
+        self.timeout = timeout
+        self._limits = httpx2.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        self._clients: dict[tuple, Any] = {}
+
+    def _client(self, endpoint: Endpoint) -> Any:
+        ident = (endpoint.base_url, endpoint.api_key)
+        client = self._clients.get(ident)
+        if client is None:
+            http = self._openai.DefaultAsyncHttpxClient(limits=self._limits, timeout=self.timeout)
+            client = self._openai.AsyncOpenAI(
+                base_url=endpoint.base_url, api_key=endpoint.api_key, max_retries=0, timeout=self.timeout,
+                http_client=http,
+            )  # fmt: skip
+            self._clients[ident] = client
+        return client
+
+    async def complete(self, endpoint: Endpoint, body: bytes) -> dict:
+        openai = self._openai
+        try:
+            async with asyncio.timeout(self.timeout):
+                response = await self._client(endpoint).post(
+                    "/chat/completions", content=body, cast_to=self._httpx.Response
+                )
+            return json.loads(response.content)
+        except openai.APIStatusError as e:
+            raise _status_failure(e.status_code, e.response.headers, _message(e)) from None
+        except (TimeoutError, openai.APITimeoutError):
+            raise TransportFailure(f"no reply within {self.timeout:g} s", retryable=True) from None
+        except openai.APIConnectionError as e:
+            cause = e.__cause__ or e
+            raise TransportFailure(f"connection failed ({type(cause).__name__})", retryable=True) from None
+        except ValueError:  # the body of a 200 is not JSON (json.JSONDecodeError, UnicodeDecodeError)
+            raise TransportFailure("the reply body is not JSON", retryable=True) from None
+
+    async def check(self, endpoint: Endpoint) -> None:
+        """Fail fast when the endpoint is unreachable or refuses the key (``GET /models``)."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._client(endpoint).get("/models", cast_to=self._httpx.Response)
+        except self._openai.APIStatusError as e:
+            if e.status_code in (401, 403):
+                raise _status_failure(e.status_code, e.response.headers, _message(e)) from None
+        except (TimeoutError, self._openai.APIConnectionError):
+            raise TransportFailure(
+                f"cannot connect (no reply within {self.timeout:g} s)", retryable=False
+            ) from None
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
+
+
+def _message(error: Any) -> str:
+    body = getattr(error, "body", None)
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return body["message"]
+    return str(getattr(error, "message", "") or "")
+
+
+def _status_failure(status: int, headers: Any, message: str) -> TransportFailure:
+    retry_after = None
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            retry_after = float(headers.get(name)) * scale
+            break
+        except (TypeError, ValueError):
+            continue
+    message = f"HTTP {status}: {message.splitlines()[0][:200] if message else 'no message'}"
+    retryable = status in (408, 409, 429) or status >= 500
+    return TransportFailure(message, retryable=retryable, retry_after=retry_after, fatal=status in (401, 403))
