@@ -99,13 +99,18 @@ def _print_summary(summary: dict, json_out: bool) -> None:
 
 def _register_subcommands() -> None:
     """Command groups living in other modules (each imports its heavy parts lazily)."""
+    from recllmsim_hf.generation.cli import generate_app, scenarios_app
+
+    app.add_typer(generate_app, name="generate")
+    app.add_typer(scenarios_app, name="scenarios")
 
 
 def main() -> None:
     """Console-script entry: run the app; project errors and bad flags become one line."""
     _register_subcommands()
     try:
-        app(standalone_mode=False)
+        # without standalone mode, a command's typer.Exit(code) comes back as the return value
+        code = app(standalone_mode=False)
     except RecLLMSimError as e:
         typer.echo(f"recllmsim: error: {e}", err=True)
         sys.exit(e.exit_code)
@@ -120,6 +125,7 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("recllmsim: interrupted", err=True)
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

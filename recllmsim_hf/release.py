@@ -61,9 +61,19 @@ TASK_ROUNDS: dict[str, tuple[str, int]] = {task: (task, 1) for task in TASKS}
 TASK_ROUNDS["new travel planning"] = ("travel planning", 2)
 
 _MODELLED = {
-    "task", "preference_id", "task_context_id", "preference", "preference_zh", "task_context",
-    "task_context_zh", "history", "conflict", "preference_summary", "rating", "profile_mapped",
-}  # fmt: skip
+    "task",
+    "preference_id",
+    "task_context_id",
+    "preference",
+    "preference_zh",
+    "task_context",
+    "task_context_zh",
+    "history",
+    "conflict",
+    "preference_summary",
+    "rating",
+    "profile_mapped",
+}
 _TURN_MODELLED = {"role", "content", "content_zh", "intent", "intent_zh", "hallucination"}
 _REQUIRED = ("task", "preference_id", "task_context_id", "preference", "task_context", "history")
 

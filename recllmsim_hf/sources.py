@@ -37,9 +37,11 @@ def is_corpus(source: str | os.PathLike | None) -> bool:
 
 
 def _release_root(source, progress: bool) -> Path:
-    from recllmsim_hf.download import resolve_release
+    from recllmsim_hf.download import DEFAULT_RELEASE_URL, RELEASE_FILE_COUNT, resolve_release
 
-    return resolve_release(source, progress=progress)
+    # Only the pinned archive has a known content; a user's own copy, fork or subset may differ.
+    pinned = source is None or str(source) == DEFAULT_RELEASE_URL
+    return resolve_release(source, expected_files=RELEASE_FILE_COUNT if pinned else None, progress=progress)
 
 
 def stage_source(source: str | os.PathLike | None, workdir: str | os.PathLike, progress: bool = True) -> Path:

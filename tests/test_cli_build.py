@@ -1,0 +1,129 @@
+"""`recllmsim build` and `recllmsim validate` end to end, through the installed console script."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from http_fixtures import FileServer
+from release_fixture import make_release
+
+# the console script installed beside the interpreter running the tests
+RECLLMSIM = str(Path(sys.executable).parent / "recllmsim")
+
+
+def run(*args, cwd=None, env=None):
+    return subprocess.run(
+        [RECLLMSIM, *args], capture_output=True, text=True, cwd=cwd, env={**os.environ, **(env or {})}
+    )
+
+
+def break_release(root: Path) -> None:
+    """Four kinds of bad input, one per file."""
+    base = root / "LLM_agent_user"
+    truncated = base / "recipe planning/0.json"
+    truncated.write_text(truncated.read_text()[:150])
+    for rel, edit in (
+        ("preparing gifts/1.json", lambda d: d["history"][0].update(intent="Shopping")),
+        ("travel planning/2.json", lambda d: d["rating"].update({"Diversity": 5})),
+        ("skills learning planning/0.json", lambda d: d.pop("history")),
+    ):
+        path = base / rel
+        data = json.loads(path.read_text())
+        edit(data)
+        path.write_text(json.dumps(data))
+
+
+def test_build_then_load(tmp_path):
+    src = make_release(tmp_path / "rel")
+    result = run("build", "--source", str(src), "--out", "ds", "--json", "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["configs"]["conversations"] == {"train": 15}
+    assert (tmp_path / "ds" / "README.md").is_file()
+
+
+def test_bad_input_build_fails_in_one_line_and_keeps_previous_output(tmp_path):
+    src = make_release(tmp_path / "rel")
+    assert run("build", "--source", str(src), "--out", "ds", "-q", cwd=tmp_path).returncode == 0
+    before = {p: p.read_bytes() for p in (tmp_path / "ds").rglob("*") if p.is_file()}
+    break_release(src)
+    result = run("build", "--source", str(src), "--out", "ds", "-q", cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert lines[0].startswith("recllmsim: error: preparing gifts/1.json: history[0].intent: must be one of")
+    assert "'Shopping'" in lines[0] and "(and 3 more problems; run `recllmsim validate`" in lines[0]
+    assert {p: p.read_bytes() for p in (tmp_path / "ds").rglob("*") if p.is_file()} == before
+
+
+def test_validate_lists_every_problem_at_once(tmp_path):
+    src = make_release(tmp_path / "rel")
+    break_release(src)
+    result = run("validate", str(src), "--json")
+    assert result.returncode == 2
+    report = json.loads(result.stdout)
+    found = sorted((p["file"], p["field"]) for p in report["problems"])
+    assert found == [
+        ("preparing gifts/1.json", "history[0].intent"),
+        ("recipe planning/0.json", ""),
+        ("skills learning planning/0.json", "history"),
+        ("travel planning/2.json", "rating.Diversity"),
+    ]
+    assert report["counts"] == {"files": 15, "conversations": 11}
+    text = run("validate", str(src))
+    assert text.returncode == 2
+    assert len(text.stdout.strip().splitlines()) == 4
+    assert "4 problem(s) in 15 file(s)" in text.stderr
+
+
+def test_validate_clean_source(tmp_path):
+    result = run("validate", str(make_release(tmp_path / "rel")))
+    assert result.returncode == 0
+    assert "0 problem(s) in 15 file(s), 15 conversation(s) read" in result.stdout
+
+
+def test_build_from_an_archive_url(tmp_path):
+    src = make_release(tmp_path / "rel")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for path in sorted(src.rglob("*.json")):
+            zf.write(path, "RecLLMSim-main/" + path.relative_to(src).as_posix())
+    cache = tmp_path / "cache"
+    with FileServer({"/main.zip": buf.getvalue()}, faults=["503"]) as srv:
+        for _ in range(2):
+            result = run(
+                "build",
+                "--source",
+                srv.url("/main.zip"),
+                "--out",
+                "ds",
+                "-q",
+                "--json",
+                cwd=tmp_path,
+                env={"RECLLMSIM_CACHE": str(cache)},
+            )
+            assert result.returncode == 0, result.stderr
+        assert srv.count == 2  # one 503, one download; the second build used the cache
+    assert json.loads(result.stdout)["configs"]["profiles"] == {"train": 2}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["build", "--split-by", "speaker"], "Invalid value for '--split-by'"),
+        (["build", "--seed", "x"], "Invalid value for '--seed'"),
+        (["build", "--colour"], "No such option: --colour"),
+        (["validate", "/nonexistent/place"], "/nonexistent/place"),
+    ],
+)
+def test_bad_flags_are_one_line(args, message, tmp_path):
+    result = run(*args, cwd=tmp_path)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
