@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from array import array
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -106,14 +107,14 @@ def _intent_ids(conv: dict) -> Iterator[str]:
 
 def make_splitter(corpus: Path, seed: int = DEFAULT_SEED, by: str = "utterance") -> Splitter:
     """One pass over the corpus collecting split keys (8 bytes each), then the two cut points."""
-    keys = []
+    keys = array("Q")  # 8 bytes a key, not a Python int each
     for conv in iter_conversations(corpus):
         ids = list(_intent_ids(conv))
         if by == "utterance":
             keys.extend(split_key(seed, u) for u in ids)
         elif ids:
             keys.append(split_key(seed, conv["conversation_id"]))
-    arr = np.sort(np.array(keys, dtype=np.uint64))
+    arr = np.sort(np.frombuffer(keys, dtype=np.uint64))
     n_train, n_val, _ = split_sizes(len(arr))
     top = 1 << 64
 

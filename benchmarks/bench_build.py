@@ -1,0 +1,153 @@
+"""Build speed and memory: the full release, a cold `load_dataset`, and synthetic corpora.
+
+Prints measured figures and the ratios to the targets:
+- `recllmsim build` of the full release (1,856 conversations): wall <= 5 s, peak RSS <= 600 MB;
+- cold `datasets.load_dataset("recllmsim", "intent")` (fresh datasets cache): <= 2 s;
+- synthetic corpora of growing size: peak RSS must not grow with the corpus (streamed).
+
+    python benchmarks/bench_build.py [--release ../shared/data/recllmsim-release] [--sizes 10000,50000,100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RECLLMSIM = str(Path(sys.executable).parent / "recllmsim")
+
+# Runs one command as the only child and prints its wall time and peak RSS.
+_MEASURE = """
+import resource, subprocess, sys, time, json
+t = time.perf_counter()
+rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
+wall = time.perf_counter() - t
+rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+print(json.dumps({"rc": rc, "wall": wall, "rss_mb": rss_mb}))
+"""
+
+
+def measure(cmd: list[str], cwd: Path, env: dict | None = None) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *cmd],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if result["rc"] != 0:
+        raise SystemExit(f"command failed: {' '.join(cmd)}\n{out.stderr[-2000:]}")
+    return result
+
+
+def synthetic_corpus(path: Path, n: int) -> int:
+    """Write a corpus of ``n`` made-up conversations (4 user + 4 assistant turns); returns its size."""
+    sys.path.insert(0, str(HERE.parent))
+    from recllmsim_hf.corpus import write_jsonl
+    from recllmsim_hf.schema import INTENT_LABELS, Conversation, Profile, Ratings, Scenario, Turn
+
+    path.mkdir(parents=True)
+    write_jsonl(
+        path / "profiles.jsonl",
+        [Profile(profile_id=f"p{i}", text=f"1. Gender: X\n2. Age: {i}") for i in range(100)],
+    )
+    write_jsonl(
+        path / "scenarios.jsonl",
+        [
+            Scenario(scenario_id=f"s{i}", task="recipe planning", text=f"Cook dinner number {i}.")
+            for i in range(22)
+        ],
+    )
+    lines = []
+    with open(path / "conversations.jsonl", "w", encoding="utf-8") as f:
+        for i in range(n):
+            turns = []
+            for k in range(4):
+                turns.append(
+                    Turn(
+                        role="user",
+                        content=f"Question {k} of conversation {i}: " + "what should I cook? " * 6,
+                        intent=INTENT_LABELS[(i + k) % 5],
+                    )
+                )
+                turns.append(
+                    Turn(
+                        role="assistant",
+                        content="Here is a plan. " * 12,
+                        hallucination=(i + k) % 97 == 0,
+                        reason="No Hallucination",
+                    )
+                )
+            conv = Conversation(
+                conversation_id=f"syn-{i}",
+                task="recipe planning",
+                profile_id=f"p{i % 100}",
+                scenario_id=f"s{i % 22}",
+                turns=turns,
+                ratings=Ratings(diversity=i % 3),
+            )
+            lines.append(conv.model_dump_json())
+            if len(lines) == 1000:
+                f.write("\n".join(lines) + "\n")
+                lines = []
+        if lines:
+            f.write("\n".join(lines) + "\n")
+    return (path / "conversations.jsonl").stat().st_size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--release", default=str(HERE.parent.parent / "shared/data/recllmsim-release"))
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--sizes", default="10000,50000,100000")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-build-"))
+    env = {"HF_HOME": str(work / "hf"), "RECLLMSIM_CACHE": str(work / "cache")}
+
+    builds = [
+        measure([RECLLMSIM, "build", "--source", args.release, "--out", "recllmsim", "-q"], work, env)
+        for _ in range(args.repeat)
+    ]
+    wall = statistics.median(b["wall"] for b in builds)
+    rss = max(b["rss_mb"] for b in builds)
+    print(
+        f"full-release build (CLI start-up included), median of {args.repeat}: {wall:.2f} s "
+        f"(target 5 s, ratio {wall / 5:.2f}); peak RSS {rss:.0f} MB (target 600 MB, ratio {rss / 600:.2f})"
+    )
+
+    loads = []
+    for i in range(args.repeat):
+        code = "import datasets; datasets.load_dataset('recllmsim', 'intent')"
+        loads.append(
+            measure([sys.executable, "-c", code], work, {**env, "HF_DATASETS_CACHE": str(work / f"cold{i}")})
+        )
+    load = statistics.median(x["wall"] for x in loads)
+    print(
+        f"cold load_dataset('recllmsim', 'intent') (interpreter start included), median of {args.repeat}: "
+        f"{load:.2f} s (target 2 s, ratio {load / 2:.2f})"
+    )
+
+    first = None
+    for n in (int(s) for s in args.sizes.split(",")):
+        corpus = work / f"syn{n}"
+        size = synthetic_corpus(corpus, n)
+        r = measure([RECLLMSIM, "build", "--source", str(corpus), "--out", f"syn{n}-out", "-q"], work, env)
+        first = first or r["rss_mb"]
+        print(
+            f"synthetic corpus {n:>7,} conversations ({size / 1e6:,.0f} MB jsonl): build {r['wall']:.1f} s, "
+            f"peak RSS {r['rss_mb']:.0f} MB (x{r['rss_mb'] / first:.2f} of the smallest)"
+        )
+    print(f"work folder: {work}")
+
+
+if __name__ == "__main__":
+    main()
