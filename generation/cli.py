@@ -1,0 +1,216 @@
+"""`recllmsim generate ...` and `recllmsim scenarios ...`: thin commands over the generation modules.
+
+Only typer (and the flag constants of ``llm_options``) is imported here; each command
+imports its library module when it runs, so ``recllmsim --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from recllmsim_hf.errors import ServiceError
+
+from . import llm_options as o
+
+generate_app = typer.Typer(
+    help="Generate profiles and two-LLM conversations into a corpus folder, and filter them.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+scenarios_app = typer.Typer(
+    help="The scenario catalog (task templates x variables).",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+CATALOG = typer.Option(
+    None, "--catalog", help="Your own catalog YAML (repeatable); added to the built-in one."
+)
+NO_BUILTIN = typer.Option(False, "--no-builtin", help="Leave out the built-in catalog of the paper's tasks.")
+TASKS = typer.Option(None, "--tasks", help="Only these tasks (repeatable or comma-separated) [default: all].")
+SEED = typer.Option(0, "--seed", help="Seed of the assignment and of every request.")
+JSON = typer.Option(False, "--json", help="Print a machine-readable summary.")
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+LANGUAGE = typer.Option("en", "--language", help="Language of the conversations: en, zh (or any: no check).")
+
+
+def _tasks(values: list[str] | None) -> list[str] | None:
+    names = [t.strip() for v in values or [] for t in v.split(",") if t.strip()]
+    return names or None
+
+
+def _emit(summary: dict, json_out: bool, lines: list[str]) -> None:
+    if json_out:
+        typer.echo(json.dumps(summary, indent=2, sort_keys=True, ensure_ascii=False))
+    else:
+        for line in lines:
+            typer.echo(line)
+
+
+def _factory(**flags):
+    return lambda corpus: o.runner_from_options(corpus, **flags)
+
+
+@scenarios_app.command("list")
+def scenarios_list(
+    catalog: list[Path] = CATALOG,
+    no_builtin: bool = NO_BUILTIN,
+    tasks: list[str] = TASKS,
+    json_out: bool = JSON,
+) -> None:
+    """List the scenarios that `generate conversations` would use (id, task, round, variables)."""
+    from .scenarios import load_scenarios
+
+    found = load_scenarios(catalog or [], builtin=not no_builtin, tasks=_tasks(tasks))
+    if json_out:
+        typer.echo(json.dumps([s.model_dump(mode="json") for s in found], indent=2, ensure_ascii=False))
+        return
+    for s in found:
+        keys = ", ".join(f"{k}={v}" for k, v in s.variables.items())
+        typer.echo(f"{s.scenario_id:<40} {s.task} (round {s.round}): {keys}")
+    typer.echo(f"{len(found)} scenario(s) in {len({s.task for s in found})} task(s)")
+
+
+@generate_app.command()
+def profiles(
+    n: int = typer.Option(..., "-n", help="How many distinct profiles the corpus should hold."),
+    out: Path = typer.Option(..., "--out", help="Corpus folder (created if missing)."),
+    batch_size: int = typer.Option(5, "--batch-size", help="Profiles asked for per request."),
+    chains: int = typer.Option(4, "--chains", help="Parallel chats, each continuing its own batches."),
+    temperature: float = typer.Option(
+        1.0, "--temperature", help="Sampling temperature of the profile model."
+    ),
+    near_threshold: float = typer.Option(
+        0.8, "--near-threshold", help="Word-bigram Jaccard of near duplicates."
+    ),
+    seed: int = SEED,
+    base_url: str | None = o.BASE_URL,
+    api_key: str | None = o.API_KEY,
+    model: str = o.MODEL,
+    profile_model: str | None = o.PROFILE_MODEL,
+    concurrency: int = o.CONCURRENCY,
+    timeout: float = o.TIMEOUT,
+    max_retries: int = o.MAX_RETRIES,
+    budget_usd: float | None = o.BUDGET_USD,
+    prices: Path | None = o.PRICES,
+    no_cache: bool = o.NO_CACHE,
+    json_out: bool = JSON,
+    quiet: bool = QUIET,
+) -> None:
+    """Let the LLM write N distinct user profiles (nine fields, likes and dislikes) to OUT/profiles.jsonl."""
+    from .profiles import generate_profiles
+
+    factory = _factory(
+        base_url=base_url, api_key=api_key, model=model, profile_model=profile_model, concurrency=concurrency,
+        timeout=timeout, max_retries=max_retries, budget_usd=budget_usd, prices=prices, no_cache=no_cache,
+    )  # fmt: skip
+    s = generate_profiles(
+        out, n, factory, batch_size=batch_size, chains=chains, temperature=temperature, seed=seed,
+        near_threshold=near_threshold, progress=not quiet,
+    )  # fmt: skip
+    dups = f"{s.get('exact_duplicates', 0)} exact + {s.get('near_duplicates', 0)} near duplicates regenerated"
+    _emit(s, json_out, [f"{s['total']} profiles in {s['out']} ({s['generated']} new; {dups})"])
+
+
+@generate_app.command()
+def conversations(
+    n: int = typer.Option(..., "-n", help="How many conversations of the plan the corpus should hold."),
+    out: Path = typer.Option(..., "--out", help="Corpus folder holding profiles.jsonl (created if missing)."),
+    tasks: list[str] = TASKS,
+    catalog: list[Path] = CATALOG,
+    no_builtin: bool = NO_BUILTIN,
+    profiles_file: Path | None = typer.Option(None, "--profiles", help="Profiles JSONL to use (copied in)."),
+    max_turns: int = typer.Option(
+        10, "--max-turns", help="User/assistant exchanges at most per conversation."
+    ),
+    simulator_temperature: float = typer.Option(
+        1.0, "--simulator-temperature", help="Of the user simulator."
+    ),
+    assistant_temperature: float = typer.Option(1.0, "--assistant-temperature", help="Of the assistant."),
+    max_tokens: int | None = typer.Option(None, "--max-tokens", help="Token limit of one reply."),
+    language: str = LANGUAGE,
+    seed: int = SEED,
+    base_url: str | None = o.BASE_URL,
+    api_key: str | None = o.API_KEY,
+    model: str = o.MODEL,
+    simulator_model: str | None = o.SIMULATOR_MODEL,
+    assistant_model: str | None = o.ASSISTANT_MODEL,
+    concurrency: int = o.CONCURRENCY,
+    timeout: float = o.TIMEOUT,
+    max_retries: int = o.MAX_RETRIES,
+    budget_usd: float | None = o.BUDGET_USD,
+    prices: Path | None = o.PRICES,
+    no_cache: bool = o.NO_CACHE,
+    json_out: bool = JSON,
+    quiet: bool = QUIET,
+) -> None:
+    """Generate N simulator/assistant conversations into OUT/conversations.jsonl (resumes, no duplicates)."""
+    from .conversations import Settings, generate_conversations
+
+    factory = _factory(
+        base_url=base_url, api_key=api_key, model=model, simulator_model=simulator_model,
+        assistant_model=assistant_model, concurrency=concurrency, timeout=timeout, max_retries=max_retries,
+        budget_usd=budget_usd, prices=prices, no_cache=no_cache,
+    )  # fmt: skip
+    settings = Settings(
+        max_turns=max_turns, seed=seed, simulator_temperature=simulator_temperature,
+        assistant_temperature=assistant_temperature, max_tokens=max_tokens, language=language,
+    )  # fmt: skip
+    s = generate_conversations(
+        out, n, factory, settings=settings, tasks=_tasks(tasks), catalogs=catalog or [],
+        builtin_catalog=not no_builtin, profiles_file=profiles_file, progress=not quiet,
+    )  # fmt: skip
+    done = f"{s['already_done']} already done, {s['generated']} generated, {s['failed']} failed"
+    where = f"{s['in_file']} in {s['out']} ({s['passed_filter']} pass the filter)"
+    _emit(s, json_out, [f"{s['requested']} conversations requested: {done}; {where}"])
+    if s["failed"]:
+        raise ServiceError(
+            f"{s['failed']} conversation(s) ran out of retries (first: {s['first_error']}); "
+            "rerun the same command to redo only those"
+        )
+
+
+@generate_app.command("filter")
+def filter_(
+    corpus: Path = typer.Option(..., "--corpus", help="Corpus folder with conversations.jsonl."),
+    language: str = LANGUAGE,
+    llm_check: bool = typer.Option(
+        False, "--llm-check", help="Also ask an LLM (annotator role) to check roles."
+    ),
+    base_url: str | None = o.BASE_URL,
+    api_key: str | None = o.API_KEY,
+    model: str = o.MODEL,
+    annotator_model: str | None = o.ANNOTATOR_MODEL,
+    concurrency: int = o.CONCURRENCY,
+    timeout: float = o.TIMEOUT,
+    max_retries: int = o.MAX_RETRIES,
+    budget_usd: float | None = o.BUDGET_USD,
+    prices: Path | None = o.PRICES,
+    no_cache: bool = o.NO_CACHE,
+    json_out: bool = JSON,
+    quiet: bool = QUIET,
+) -> None:
+    """Recompute the filter verdicts (rules, optionally an LLM check) and count raw vs filtered."""
+    from .filters import filter_corpus
+
+    factory = None
+    if llm_check:
+        factory = _factory(
+            base_url=base_url, api_key=api_key, model=model, annotator_model=annotator_model,
+            concurrency=concurrency, timeout=timeout, max_retries=max_retries, budget_usd=budget_usd,
+            prices=prices, no_cache=no_cache,
+        )  # fmt: skip
+    s = filter_corpus(corpus, language=language, runner_factory=factory, progress=not quiet)
+    lines = [f"{'':<9}{'scenarios':>10}{'conv.':>8}{'avg utt.':>10}{'avg words':>11}"]
+    for name in ("raw", "filtered"):
+        r = s[name]
+        lines.append(
+            f"{name:<9}{r['scenarios']:>10}{r['conversations']:>8}{r['avg_utterances']:>10.2f}{r['avg_words']:>11.2f}"
+        )
+    lines += [f"  {reason}: {count}" for reason, count in s["reasons"].items()]
+    _emit(s, json_out, lines)

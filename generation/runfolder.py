@@ -1,0 +1,186 @@
+"""The corpus folder as the generator writes it: lock, inputs, resume scan, manifest, progress.
+
+``generate profiles``, ``generate conversations`` and ``generate filter`` share these
+helpers. Every write is atomic (temporary file + rename) or a whole appended line.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from recllmsim_hf.corpus import (
+    CONVERSATIONS,
+    MANIFEST,
+    PROFILES,
+    SCENARIOS,
+    atomic_write_text,
+    read_jsonl,
+    repair_tail,
+    write_jsonl,
+)
+from recllmsim_hf.errors import InputError
+from recllmsim_hf.schema import Manifest, Profile, Scenario
+
+LOCK = Path(".cache") / "generate.lock"
+
+
+@contextmanager
+def corpus_lock(corpus: Path) -> Iterator[None]:
+    """Hold the corpus's generation lock (two writers would duplicate conversations)."""
+    path = corpus / LOCK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(
+                f"{corpus}: another `recllmsim generate` is writing this corpus; "
+                "wait for it to finish or use another --out"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def prepare_folder(out: str | os.PathLike) -> Path:
+    """Create the corpus folder (an existing file in its place is an error)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out: {out} is a file, not a folder; pass a corpus folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"--out: cannot create {out} ({e.strerror}); pass a writable folder") from None
+    return out
+
+
+def load_profiles(corpus: Path, profiles_file: str | os.PathLike | None = None) -> list[Profile]:
+    """The profiles of the corpus, or of ``profiles_file`` (then stored in the corpus if it has none)."""
+    own = corpus / PROFILES
+    if profiles_file is None:
+        if not own.is_file():
+            raise InputError(
+                f"{own}: missing; run `recllmsim generate profiles -n 100 --out {corpus}` "
+                "first or pass --profiles FILE"
+            )
+        return list(read_jsonl(own, Profile))
+    profiles = list(read_jsonl(profiles_file, Profile))
+    if not profiles:
+        raise InputError(f"{profiles_file}: holds no profiles; pass a JSON Lines file of profiles")
+    ids = [p.profile_id for p in profiles]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise InputError(f"{profiles_file}: profile_id {dup!r} appears twice; make the ids unique")
+    if own.is_file():
+        existing = {p.profile_id: p for p in read_jsonl(own, Profile)}
+        if existing != {p.profile_id: p for p in profiles}:
+            raise InputError(
+                f"--profiles {profiles_file}: differs from {own}, which conversations may already use; "
+                "drop --profiles or use a new --out folder"
+            )
+    else:
+        write_jsonl(own, profiles)
+    return profiles
+
+
+def merge_scenarios(corpus: Path, scenarios: Sequence[Scenario]) -> list[Scenario]:
+    """Add ``scenarios`` to ``scenarios.jsonl`` (atomically); a changed text under a known id is an error."""
+    path = corpus / SCENARIOS
+    existing = {s.scenario_id: s for s in read_jsonl(path, Scenario)} if path.is_file() else {}
+    merged = dict(existing)
+    for s in scenarios:
+        old = existing.get(s.scenario_id)
+        if old is not None and old.text != s.text:
+            raise InputError(
+                f"{path}: scenario {s.scenario_id} has another text in the catalog now ({s.text[:50]!r}...); "
+                "its conversations used the old text: use a new --out folder or restore the catalog"
+            )
+        merged[s.scenario_id] = s
+    if merged != existing or not path.is_file():
+        write_jsonl(path, sorted(merged.values(), key=lambda s: (s.task, s.round, s.scenario_id)))
+    return list(merged.values())
+
+
+def scan_conversations(corpus: Path) -> tuple[set[str], int, int]:
+    """(ids, lines, lines that passed the filter) of ``conversations.jsonl`` after repairing its tail."""
+    path = corpus / CONVERSATIONS
+    if not path.exists():
+        return set(), 0, 0
+    repair_tail(path)
+    ids: set[str] = set()
+    lines = passed = 0
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                ident = record["conversation_id"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise InputError(
+                    f"{path}:{lineno}: not a conversation record ({line[:40].strip()!r}...); "
+                    "fix or delete that line (see `recllmsim validate`), then rerun"
+                ) from None
+            ids.add(ident)
+            lines += 1
+            passed += ((record.get("extra") or {}).get("filter") or {}).get("passed", True) is not False
+    return ids, lines, passed
+
+
+def update_manifest(corpus: Path, *, generation: dict | None = None, counts: dict | None = None) -> None:
+    """Rewrite ``manifest.json`` atomically, keeping what other commands recorded."""
+    path = corpus / MANIFEST
+    manifest = Manifest(created_by="recllmsim generate")
+    if path.is_file():
+        try:
+            manifest = Manifest.model_validate_json(path.read_bytes())
+        except ValueError:
+            raise InputError(f"{path}: not a valid manifest; fix or delete it, then rerun") from None
+    if generation:
+        manifest.generation.update(generation)
+    if counts:
+        manifest.counts.update(counts)
+    if (corpus / SCENARIOS).is_file():
+        manifest.tasks = sorted({s.task for s in read_jsonl(corpus / SCENARIOS, Scenario)})
+    text = json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True, ensure_ascii=False)
+    atomic_write_text(path, text + "\n")
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+
+class RunProgress:
+    """A rich progress bar on stderr: done / total, tokens, cost and errors (no-op when quiet)."""
+
+    def __init__(self, label: str, total: int, done: int, runner, enabled: bool):
+        self.runner, self.bar = runner, None
+        if enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(
+                TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                TimeElapsedColumn(), console=Console(stderr=True), refresh_per_second=2, transient=False,
+            )  # fmt: skip
+            self.task = self.bar.add_task(label, total=total, completed=done, info="")
+
+    def __enter__(self) -> RunProgress:
+        if self.bar:
+            self.bar.start()
+        return self
+
+    def advance(self, n: int = 1, failed: int = 0) -> None:
+        if self.bar:
+            s = self.runner.stats
+            info = f"tokens {s.prompt_tokens + s.completion_tokens:,}  ${s.cost_usd:.4f}  errors {failed}"
+            self.bar.update(self.task, advance=n, info=info)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar:
+            self.bar.stop()
