@@ -103,10 +103,6 @@ def _register_subcommands() -> None:
 
     app.add_typer(generate_app, name="generate")
     app.add_typer(scenarios_app, name="scenarios")
-    from recllmsim_hf.generation.cli import generate_app, scenarios_app
-
-    app.add_typer(generate_app, name="generate")
-    app.add_typer(scenarios_app, name="scenarios")
 
 
 def main() -> None:
