@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from recllmsim_hf.corpus import CONVERSATIONS, append_jsonl
+from recllmsim_hf.corpus import CONVERSATIONS, MANIFEST, append_jsonl
 from recllmsim_hf.errors import InputError, RecLLMSimError
 from recllmsim_hf.schema import Conversation, GenerationMeta, Profile, Scenario, Turn, Usage
 
@@ -206,9 +206,10 @@ async def run_conversation(runner, item: PlanItem, settings: Settings) -> Conver
 # -- the run -------------------------------------------------------------------------------------
 
 
-async def _run(runner, todo: list[PlanItem], settings: Settings, path: Path, show: RunProgress) -> dict:
+async def _run(
+    runner, todo: list[PlanItem], settings: Settings, path: Path, show: RunProgress, outcome: dict
+):
     queue = list(reversed(todo))
-    outcome = {"generated": 0, "failed": 0, "passed": 0, "first_error": None}
 
     async def worker() -> None:
         while queue:
@@ -220,7 +221,9 @@ async def _run(runner, todo: list[PlanItem], settings: Settings, path: Path, sho
                 outcome["first_error"] = outcome["first_error"] or str(e)
                 show.advance(0, outcome["failed"])
                 continue
-            append_jsonl(path, conv)
+            # The fsync would stall every other conversation: the write runs in a thread (one
+            # whole line per os.write, so concurrent appends never interleave).
+            await asyncio.to_thread(append_jsonl, path, conv)
             outcome["generated"] += 1
             outcome["passed"] += conv.extra["filter"]["passed"]
             show.advance(1, outcome["failed"])
@@ -233,7 +236,6 @@ async def _run(runner, todo: list[PlanItem], settings: Settings, path: Path, sho
         for w in workers:
             w.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
-    return outcome
 
 
 def generate_conversations(
@@ -278,9 +280,7 @@ def generate_conversations(
             "settings": asdict(settings), "requested": n, "prompt_version": prompts.PROMPT_VERSION,
             "tasks": sorted({s.task for s in scenarios}), "catalogs": [Path(c).name for c in catalogs],
         }}  # fmt: skip
-        update_manifest(
-            corpus, generation=meta, counts={"profiles": len(profiles), "scenarios": len(all_scenarios)}
-        )
+        counts = {"profiles": len(profiles), "scenarios": len(all_scenarios)}
         outcome = {"generated": 0, "failed": 0, "passed": 0, "first_error": None}
         stats: dict = {}
         t0 = time.perf_counter()
@@ -289,28 +289,30 @@ def generate_conversations(
             meta["conversations"]["simulator_model"] = runner.endpoints["simulator"].model
             meta["conversations"]["assistant_model"] = runner.endpoints["assistant"].model
 
-            async def main() -> dict:
+            async def main() -> None:
                 try:
                     await runner.check()
                     with RunProgress("conversations", n, n - len(todo), runner, progress) as show:
-                        return await _run(runner, todo, settings, path, show)
+                        await _run(runner, todo, settings, path, show, outcome)
                 finally:
                     await runner.close()
 
             try:
-                outcome = asyncio.run(main())
+                asyncio.run(main())
             except (RecLLMSimError, KeyboardInterrupt):
-                _, lines_now, passed_now = scan_conversations(corpus)
-                update_manifest(
-                    corpus, counts={"conversations": lines_now, "conversations_passed": passed_now}
-                )
+                # Stopped (budget, refused key, unreachable endpoint, Ctrl-C): record what was
+                # written, and leave the manifest alone when nothing was.
+                if outcome["generated"] or not (corpus / MANIFEST).exists():
+                    _, lines_now, passed_now = scan_conversations(corpus)
+                    counts.update(conversations=lines_now, conversations_passed=passed_now)
+                    update_manifest(corpus, generation=meta, counts=counts)
                 raise
             stats = runner.stats.as_dict()
-        lines += outcome["generated"]
-        passed += outcome["passed"]
-        update_manifest(
-            corpus, generation=meta, counts={"conversations": lines, "conversations_passed": passed}
+        counts.update(
+            conversations=lines + outcome["generated"], conversations_passed=passed + outcome["passed"]
         )
+        # With nothing to do, the manifest keeps describing the run that made the conversations.
+        update_manifest(corpus, generation=meta if todo else None, counts=counts)
     planned = {it.conversation_id for it in items}
     return {
         "out": str(corpus),
@@ -319,8 +321,8 @@ def generate_conversations(
         "generated": outcome["generated"],
         "failed": outcome["failed"],
         "first_error": outcome["first_error"],
-        "in_file": lines,
-        "passed_filter": passed,
+        "in_file": counts["conversations"],
+        "passed_filter": counts["conversations_passed"],
         "not_in_plan": len(done - planned),
         "elapsed_s": round(time.perf_counter() - t0, 3),
         "llm": stats,
