@@ -14,12 +14,15 @@ Public interface (the conversation, profile and annotation code uses only these 
   the reply parsed and validated; a reply that does not validate is retried like a
   transient failure), ``prompt_version``, ``params`` (more body fields), ``tag`` (a label
   for error messages, not sent).
-- :class:`LLMResult`: ``text``, ``parsed``, ``usage`` (:class:`recllmsim_hf.schema.Usage`),
-  ``cost_usd`` (spent by this call: 0 when replayed), ``cost_known``, ``cached``,
-  ``attempts``, ``error`` (set when retries ran out; ``complete`` does not raise for
+- :class:`LLMResult`: ``text``, ``parsed``, ``usage`` (:class:`recllmsim_hf.schema.Usage`; a
+  replay reports the usage of the call that was stored),
+  ``cost_usd`` (spent by this call: 0 when replayed), ``cost_known`` (False for a model
+  without a price or a reply without usage), ``cached``, ``attempts`` (HTTP attempts of
+  this call: 0 when replayed), ``error`` (set when retries ran out; ``complete`` does not raise for
   per-request failures), ``latency`` (seconds), ``finish_reason``, ``model``; ``ok``.
 - :class:`LLMRunner` ``(endpoints, *, concurrency=32, timeout=60, max_retries=8,
-  budget_usd=None, prices=None, cache=None, backoff_base=0.5, backoff_max=30, transport=None)``:
+  budget_usd=None, prices=None, cache=None, backoff_base=0.5, backoff_max=30,
+  retry_after_max=120, transport=None, seed=0)`` (``seed`` only drives the backoff jitter):
   ``await runner.complete(request)``, ``await runner.check()`` (fail fast on an unreachable
   endpoint or a refused key), ``runner.stats``, ``await runner.close()``.
 - :class:`BudgetExceeded`: raised by ``complete`` *before* a request whose worst-case cost
@@ -323,6 +326,9 @@ class LLMRunner:
                 )  # fmt: skip
             future.set_result(result)
             return result
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
         except BaseException as e:
             future.set_exception(e)
             future.exception()  # mark retrieved: waiters may not exist
@@ -372,14 +378,16 @@ class LLMRunner:
         try:
             choice = data["choices"][0]
             text = choice["message"].get("content") or ""
-            usage = data.get("usage") or {}
+            usage = data.get("usage")
+            counted = isinstance(usage, dict)  # a server without usage: the cost is unknown
+            usage = usage if counted else {}
             prompt, completion = (
                 int(usage.get("prompt_tokens") or 0),
                 int(usage.get("completion_tokens") or 0),
             )
         except (KeyError, IndexError, TypeError, AttributeError, ValueError):
             raise TransportFailure("the reply has no choices[0].message", retryable=True) from None
-        cost = self.prices.cost(endpoint.model, prompt, completion)
+        cost = self.prices.cost(endpoint.model, prompt, completion) if counted else None
         self.stats.prompt_tokens += prompt
         self.stats.completion_tokens += completion
         self.stats.cost_usd += cost or 0.0

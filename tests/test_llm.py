@@ -208,6 +208,20 @@ def test_unknown_model_has_unknown_cost_and_refuses_a_budget():
             LLMRunner(eps, budget_usd=1.0)
 
 
+def test_a_reply_without_usage_has_an_unknown_cost():
+    class NoUsage:  # a Transport (the runner's one injection point) whose server omits `usage`
+        async def complete(self, endpoint, body):
+            return {"choices": [{"message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}]}
+
+        async def close(self):
+            pass
+
+    eps = endpoints_from_options("http://unused/v1", KEY, "gpt-4o-mini", environ={})
+    r = LLMRunner(eps, transport=NoUsage())
+    result = run(one, r, ask())
+    assert result.text == "Hi" and not result.cost_known and r.stats.unpriced_calls == 1
+
+
 def test_budget_stops_before_it_would_be_exceeded():
     budget = 0.0002
     with FakeOpenAI() as srv:
