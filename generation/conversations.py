@@ -6,7 +6,12 @@ assistant turns. Every assistant reply reaches the simulator with the paper's en
 prompt appended; the conversation ends when the simulator's reply says "Thank you,
 goodbye." (``end_reason="goodbye"``; that closing message is kept in
 ``generation.extra["closing_message"]``, not in the turns, as in the release) or after
-``max_turns`` user/assistant exchanges (``end_reason="max_turns"``).
+``max_turns`` user/assistant exchanges (``end_reason="max_turns"``; the simulator's reply
+to the last exchange is still asked for, to see whether it would have said goodbye, and
+kept as ``closing_message``). Every request carries a seed derived from (seed,
+conversation index, step). ``generation.cost_usd`` is what this run paid: calls replayed
+from the cache cost 0 (``generation.extra["cached_requests"]`` counts them). The rule
+filter's verdict is stored at once in ``extra["filter"]`` (see ``filters.py``).
 
 Assignment (a documented contract): conversation ``i`` (0-based) of a run with seed
 ``S`` talks about ``scenarios[i % len(scenarios)]`` (scenarios in id order) with profile
@@ -37,7 +42,7 @@ from recllmsim_hf.errors import InputError, RecLLMSimError
 from recllmsim_hf.schema import Conversation, GenerationMeta, Profile, Scenario, Turn, Usage
 
 from . import prompts
-from .filters import check_rules
+from .filters import LANGUAGES, check_rules
 from .runfolder import (
     RunProgress,
     corpus_lock,
@@ -266,6 +271,16 @@ def generate_conversations(
         raise InputError(f"-n: must be 0 or more, but got {n}")
     if settings.max_turns < 1:
         raise InputError(f"--max-turns: must be at least 1, but got {settings.max_turns}")
+    for flag, value in (
+        ("--simulator-temperature", settings.simulator_temperature),
+        ("--assistant-temperature", settings.assistant_temperature),
+    ):
+        if value is not None and not 0 <= value <= 2:
+            raise InputError(f"{flag}: must be between 0 and 2, but got {value}")
+    if settings.max_tokens is not None and settings.max_tokens < 1:
+        raise InputError(f"--max-tokens: must be at least 1, but got {settings.max_tokens}")
+    if settings.language not in LANGUAGES:
+        raise InputError(f"--language: must be one of {list(LANGUAGES)}, but got {settings.language!r}")
     scenarios = load_scenarios(catalogs, builtin=builtin_catalog, tasks=tasks)
     corpus = prepare_folder(out)
     with corpus_lock(corpus):

@@ -265,6 +265,8 @@ def generate_profiles(
     for name, value in (("--batch-size", batch_size), ("--chains", chains)):
         if value < 1:
             raise InputError(f"{name}: must be at least 1, but got {value}")
+    if not 0 <= temperature <= 2:
+        raise InputError(f"--temperature: must be between 0 and 2, but got {temperature}")
     if not 0 < near_threshold <= 1:
         raise InputError(f"--near-threshold: must be in (0, 1], but got {near_threshold}")
     corpus = prepare_folder(out)

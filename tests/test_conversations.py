@@ -236,6 +236,17 @@ def test_profiles_file_is_copied_in_and_must_not_change(tmp_path):
         ({"n": -3}, InputError, r"^-n: must be 0 or more, but got -3$"),
         ({"settings": Settings(max_turns=0)}, InputError, r"^--max-turns: must be at least 1, but got 0$"),
         ({"tasks": ["cooking"]}, InputError, r"^--tasks: unknown task 'cooking'"),
+        (
+            {"settings": Settings(assistant_temperature=3)},
+            InputError,
+            r"^--assistant-temperature: must be between",
+        ),
+        ({"settings": Settings(max_tokens=0)}, InputError, r"^--max-tokens: must be at least 1, but got 0$"),
+        (
+            {"settings": Settings(language="fr")},
+            InputError,
+            r"^--language: must be one of \['en', 'zh', 'any'\]",
+        ),
     ],
 )
 def test_bad_arguments(tmp_path, kwargs, error, message):

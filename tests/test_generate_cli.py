@@ -184,11 +184,12 @@ def wait_for_lines(path: Path, n: int, proc: subprocess.Popen, limit: float = 60
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_killed_run_then_the_same_command_gives_exactly_n(corpus, tmp_path, sig):
+    N = 30
     out = tmp_path / "corpus"
     out.mkdir()
     (out / "profiles.jsonl").write_bytes((corpus / "profiles.jsonl").read_bytes())
-    with FakeOpenAI(end_after=3, latency=0.02) as srv:
-        args = ["generate", "conversations", "-n", 40, "--out", out, "--base-url", srv.base_url]
+    with FakeOpenAI(end_after=3, latency=0.03) as srv:
+        args = ["generate", "conversations", "-n", N, "--out", out, "--base-url", srv.base_url]
         args += ["--concurrency", 4, "-q"]
         proc = subprocess.Popen([RECLLMSIM, *map(str, args)], env=env(), stderr=subprocess.PIPE, text=True)
         wait_for_lines(out / "conversations.jsonl", 6, proc)
@@ -201,18 +202,18 @@ def test_killed_run_then_the_same_command_gives_exactly_n(corpus, tmp_path, sig)
         else:
             assert proc.returncode == -signal.SIGKILL
         partial = conversation_lines(out)
-        assert 6 <= len(partial) < 40
+        assert 6 <= len(partial) < N
         if sig == signal.SIGKILL:  # as if the kill had cut the last write
             with open(out / "conversations.jsonl", "ab") as f:
                 f.write(b'{"conversation_id": "c0000')
         again = run(*args, "--json")
         assert again.returncode == 0, again.stderr
         summary = json.loads(again.stdout)
-    assert summary["already_done"] == len(partial) and summary["generated"] == 40 - len(partial)
+    assert summary["already_done"] == len(partial) and summary["generated"] == N - len(partial)
     lines = conversation_lines(out)
-    assert len(lines) == 40 and len({c["conversation_id"] for c in lines}) == 40
+    assert len(lines) == N and len({c["conversation_id"] for c in lines}) == N
     assert lines[: len(partial)] == partial
-    assert json.loads((out / "manifest.json").read_text())["counts"]["conversations"] == 40
+    assert json.loads((out / "manifest.json").read_text())["counts"]["conversations"] == N
 
 
 def test_budget_stops_before_exceeding_and_keeps_what_is_done(corpus, tmp_path):
