@@ -98,7 +98,7 @@ Two examples of well-made profiles:
 2. Age: 67
 3. Personality: Easy-going; talkative; stubborn about routines
 4. Occupation: Retired bus driver
-5. Daily Interests and Hobbies: Gardening; Chinese chess in the park; dislikes smartphones games
+5. Daily Interests and Hobbies: Gardening; Chinese chess in the park; dislikes smartphone games
 6. Travel Habits: Group tours with old colleagues; prefers coaches to planes; dislikes hot weather
 7. Dining Preferences: Home-style Cantonese food; light soups; dislikes raw fish
 8. Spending Habits: Careful with money; generous with his grandchildren
