@@ -103,6 +103,9 @@ def _register_subcommands() -> None:
 
     app.add_typer(generate_app, name="generate")
     app.add_typer(scenarios_app, name="scenarios")
+    from recllmsim_hf.cli_hub import push_to_hub_command
+
+    app.command("push-to-hub")(push_to_hub_command)
 
 
 def main() -> None:
