@@ -1,0 +1,82 @@
+"""``recllmsim annotate``: LLM annotators for a corpus, or (``--evaluate``) their agreement with humans.
+
+Registered in ``recllmsim_hf.cli._register_subcommands``. Imports only typer and the shared
+LLM flags at start-up; the annotation code (pydantic models, sklearn, openai) loads when the
+command runs.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+
+import typer
+
+from . import llm_options as o
+
+WHAT_HELP = (
+    "Comma-separated annotators: intent, hallucination, quality, summary, translation "
+    "[default: all five; with --evaluate: intent,hallucination,quality]"
+)
+
+
+def annotate(
+    corpus: Path = typer.Option(None, "--corpus", help="Corpus folder to annotate in place."),
+    what: str = typer.Option(None, "--what", help=WHAT_HELP),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Ask again for labels already present."),
+    evaluate: bool = typer.Option(
+        False, "--evaluate", help="Instead: annotate a sample of human-labelled data and report agreement."
+    ),
+    source: str = typer.Option(
+        None, "--source", help="(--evaluate) Labelled release or corpus [default: the pinned release]."
+    ),
+    sample: int = typer.Option(50, "--sample", min=1, help="(--evaluate) Conversations to sample."),
+    seed: int = typer.Option(0, "--seed", help="(--evaluate) Seed of the sample."),
+    out: Path = typer.Option(
+        Path("recllmsim-eval"), "--out", help="(--evaluate) Folder for the sample, its cache and report.json."
+    ),
+    base_url: str = o.BASE_URL,
+    api_key: str = o.API_KEY,
+    model: str = o.MODEL,
+    annotator_model: str = o.ANNOTATOR_MODEL,
+    concurrency: int = o.CONCURRENCY,
+    timeout: float = o.TIMEOUT,
+    max_retries: int = o.MAX_RETRIES,
+    budget_usd: float = o.BUDGET_USD,
+    prices: Path = o.PRICES,
+    no_cache: bool = o.NO_CACHE,
+    json_out: bool = typer.Option(False, "--json", help="Print a machine-readable summary."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+) -> None:
+    """Label a corpus with LLM annotators, or (--evaluate) measure their agreement with human labels."""
+    make_runner = partial(
+        o.runner_from_options, base_url=base_url, api_key=api_key, model=model,
+        annotator_model=annotator_model, concurrency=concurrency, timeout=timeout,
+        max_retries=max_retries, budget_usd=budget_usd, prices=prices, no_cache=no_cache,
+    )  # fmt: skip
+    log = partial(typer.echo, err=True)
+    if evaluate:
+        from .agreement import DEFAULT_WHAT, evaluate_annotators, format_report
+
+        if corpus is not None:
+            raise typer.BadParameter("--corpus is not used with --evaluate (use --source and --out)")
+        result = evaluate_annotators(
+            source, out, make_runner, sample=sample, seed=seed, what=what or DEFAULT_WHAT,
+            progress=not quiet, log=log,
+        )  # fmt: skip
+        text = format_report(result)
+    else:
+        from .annotate import annotate_corpus, format_summary
+
+        if corpus is None:
+            raise typer.BadParameter("--corpus is required (or pass --evaluate)")
+        result = annotate_corpus(
+            corpus, what or "intent,hallucination,quality,summary,translation", make_runner,
+            overwrite=overwrite, progress=not quiet, log=log,
+        )  # fmt: skip
+        text = format_summary(result)
+        errors = sum(c["errors"] for c in result["annotators"].values())
+        if errors:
+            log(f"{errors} call(s) failed after retries: recorded in extra.annotation; rerun to ask again")
+    typer.echo(json.dumps(result, indent=2, sort_keys=True, ensure_ascii=False) if json_out else text)
