@@ -102,14 +102,12 @@ def _load_sizes(folder: Path, config: str, fix: str) -> dict[str, int]:
     import datasets
 
     datasets.disable_progress_bars()
-    datasets.logging.set_verbosity_error()
+    datasets.logging.set_verbosity(datasets.logging.CRITICAL)  # the failure is reported once, below
     with tempfile.TemporaryDirectory(prefix="recllmsim-check-") as cache:
         try:
-            loaded = datasets.load_dataset(str(folder), config, cache_dir=cache)
+            loaded = datasets.load_dataset(str(folder.resolve()), config, cache_dir=cache)
         except Exception as e:  # any failure to load is a broken build
-            raise InputError(
-                f"{folder}: config {config!r} does not load ({type(e).__name__}: {_one_line(e)}); {fix}"
-            ) from None
+            raise InputError(f"{folder}: config {config!r} does not load ({_describe(e)}); {fix}") from None
         return {split: ds.num_rows for split, ds in loaded.items()}
 
 
@@ -236,6 +234,15 @@ def _push(
 def _default_message(check: BuildCheck) -> str:
     conversations = sum(check.sizes.get("conversations", {}).values())
     return f"Upload {PRETTY_NAME} build: {len(check.sizes)} configs, {conversations:,} conversations"
+
+
+def _describe(e: BaseException) -> str:
+    """``Type: message``, plus the root cause when datasets wraps it (DatasetGenerationError)."""
+    root = e
+    while root.__cause__ is not None or (root.__context__ is not None and not root.__suppress_context__):
+        root = root.__cause__ or root.__context__
+    text = f"{type(e).__name__}: {_one_line(e)}"
+    return text if root is e else f"{text}; caused by {type(root).__name__}: {_one_line(root)}"
 
 
 def _one_line(e: BaseException) -> str:
