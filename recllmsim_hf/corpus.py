@@ -36,6 +36,9 @@ from recllmsim_hf.schema import Conversation, Manifest, Profile, Scenario
 
 M = TypeVar("M", bound=BaseModel)
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 MANIFEST = "manifest.json"
 PROFILES = "profiles.jsonl"
 SCENARIOS = "scenarios.jsonl"
@@ -64,6 +67,7 @@ def atomic_write_lines(path: str | os.PathLike, chunks: Iterable[str]) -> None:
                 f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual file mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
