@@ -194,7 +194,7 @@ def _push(
     ctx["step"] = "listing the remote files"
     remote = {
         f.path
-        for f in api.list_repo_tree(repo_id, repo_type=REPO_TYPE, revision=revision, recursive=True)
+        for f in api.list_repo_tree(repo_id, repo_type=REPO_TYPE, revision=before.sha, recursive=True)
         if isinstance(f, RepoFile)
     }
     deleted = sorted(remote - set(check.files) - KEEP_REMOTE)
@@ -208,6 +208,8 @@ def _push(
         repo_type=REPO_TYPE,
         revision=revision,
         create_pr=plan["create_pr"],
+        # deletions were listed at this commit: a push landing in between fails (412) instead of mixing
+        parent_commit=before.sha,
     )
     ctx["step"] = "checking the remote files"
     after = {

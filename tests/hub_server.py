@@ -13,8 +13,9 @@ Repos live in memory: refs (branch name or ``refs/pr/N``) -> commit oid, each co
 tree (path -> :class:`Blob`). LFS objects are uploaded with the basic transfer (one ``PUT``) to
 ``/_lfs/<sha256>``. Tokens map to users (``tokens``) and optionally a role (``read_only``); a bad token
 gets 401 "Invalid credentials in Authorization header" on every route, like the Hub. Another user's repo
-is readable when public and refuses writes with 403. ``requests`` records (method, path) of every request
-(never a header), ``unhandled`` the requests no route matched.
+is readable when public and refuses writes with 403. A commit naming a ``parentCommit`` that is no
+longer the head gets 412. ``requests`` records (method, path) of every request (never a header),
+``unhandled`` the requests no route matched; ``before_commit(repo)`` runs when a commit arrives.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ class HubServer:
         self.requests: list[tuple[str, str]] = []
         self.unhandled: list[tuple[str, str]] = []
         self._ticks = 0
+        # called with the repo when a commit request arrives, before it is applied (to race a push)
+        self.before_commit = None
         self._lock = threading.RLock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._httpd.daemon_threads = True
@@ -378,11 +381,17 @@ def _handler(hub: HubServer):
         def _commit(self, repo: Repo, rev: str, body: bytes, create_pr: bool) -> None:
             lines = [json.loads(line) for line in body.splitlines() if line.strip()]
             header = next((x["value"] for x in lines if x["key"] == "header"), {})
+            if hub.before_commit is not None:
+                hub.before_commit(repo)
             with hub._lock:
                 if rev not in repo.refs or (rev.startswith("refs/pr/") and create_pr):
                     raise HubError(404, f"Invalid rev id: {rev}", "RevisionNotFound")
-                base = repo.resolve(rev)
-                if header.get("parentCommit") and not base.oid.startswith(header["parentCommit"]):
+                base, parent = repo.resolve(rev), header.get("parentCommit")
+                if parent and create_pr:  # a pull request starts from the parent commit
+                    base = next((c for oid, c in repo.commits.items() if oid.startswith(parent)), None)
+                    if base is None:
+                        raise HubError(404, f"Invalid rev id: {parent}", "RevisionNotFound")
+                elif parent and not base.oid.startswith(parent):
                     raise HubError(412, "A commit has happened since. Please refresh and try again.")
                 tree = apply_operations(base.tree, lines, hub.lfs)
                 pr_url = None

@@ -185,6 +185,26 @@ def test_smaller_push_replaces_the_earlier_one(hub, built_release, tiny_build, t
     assert naive_load["error"] == "NonMatchingSplitsSizesError", naive_load
 
 
+def test_a_push_racing_another_commit_fails_cleanly(hub, tiny_build, tmp_path):
+    repo = hub.create_repo("me/raced", "me")
+    hub.commit(repo, "main", "earlier push", {**repo.resolve("main").tree, "old.parquet": Blob(b"x", True)})
+
+    def sneak_in(target):  # someone else pushes between our listing and our commit
+        if target is repo and "late.txt" not in target.resolve("main").tree:
+            hub.commit(
+                repo, "main", "late push", {**repo.resolve("main").tree, "late.txt": Blob(b"hi", False)}
+            )
+
+    hub.before_commit = sneak_in
+    try:
+        proc = _cli(hub, tmp_path / "home", tiny_build, "me/raced")
+    finally:
+        hub.before_commit = None
+    assert proc.returncode == 3
+    assert proc.stderr == "recllmsim: error: me/raced: the repo changed during the push; run the push again\n"
+    assert set(hub.files("me/raced")) == {".gitattributes", "old.parquet", "late.txt"}  # nothing half-done
+
+
 def test_dry_run_makes_no_request(hub, tiny_build, tmp_path):
     before = len(hub.requests)
     proc = _cli(hub, tmp_path / "home", tiny_build, "me/dry", "--dry-run")
