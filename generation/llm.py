@@ -232,7 +232,7 @@ class LLMRunner:
         self.concurrency, self.timeout, self.max_retries = concurrency, timeout, max_retries
         self.budget_usd, self.cache = budget_usd, cache
         self.backoff_base, self.backoff_max, self.retry_after_max = backoff_base, backoff_max, retry_after_max
-        self.transport = transport or OpenAITransport(timeout=timeout, max_connections=concurrency)
+        self._transport = transport
         self.stats = RunStats()
         self._rng = random.Random(seed)
         self._slots = asyncio.Semaphore(concurrency)
@@ -286,9 +286,18 @@ class LLMRunner:
 
     async def close(self) -> None:
         """Close the transport and the cache (the runner owns the cache it was given)."""
-        await self.transport.close()
+        if self._transport is not None:
+            await self._transport.close()
         if self.cache is not None:
             self.cache.close()
+
+    @property
+    def transport(self) -> Transport:
+        """The transport; the default one (and the openai import) is made on first use, so a
+        run that replays everything from the cache never loads the openai client."""
+        if self._transport is None:
+            self._transport = OpenAITransport(timeout=self.timeout, max_connections=self.concurrency)
+        return self._transport
 
     # -- cache and in-flight sharing --------------------------------------------------------------
     async def _cached(self, request: LLMRequest, endpoint: Endpoint, body: dict) -> LLMResult:

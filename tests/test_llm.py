@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
 import sys
 from pathlib import Path
 from typing import Literal
@@ -438,3 +439,23 @@ def test_unknown_role_is_an_input_error():
     eps = endpoints_from_options("http://x/v1", "k", "gpt-4o", environ={})
     with pytest.raises(InputError, match="no endpoint for role 'critic'"):
         asyncio.run(LLMRunner(eps, prices=PriceTable.load()).complete(ask(role="critic")))
+
+
+def test_a_full_replay_never_loads_the_openai_client(tmp_path):
+    with FakeOpenAI() as srv:
+        run(many, runner(srv, cache=ResponseCache.for_corpus(tmp_path)), [ask(i) for i in range(3)])
+    code = f"""
+import asyncio, sys
+from recllmsim_hf.generation.llm import LLMRequest
+from recllmsim_hf.generation.llm_options import runner_from_options
+async def main():
+    r = runner_from_options({str(tmp_path)!r}, base_url="http://127.0.0.1:9/v1", api_key="k")
+    msgs = [[{{"role": "user", "content": f"question {{i}}"}}] for i in range(3)]
+    reqs = [LLMRequest(role="assistant", messages=m) for m in msgs]
+    out = [await r.complete(q) for q in reqs]
+    await r.close()
+    print(all(x.cached for x in out), "openai" in sys.modules)
+asyncio.run(main())
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "False"]
