@@ -64,23 +64,28 @@ class OpenAITransport:
         # Headroom over `per`: a connection being released still counts against its pool.
         self._limits = httpx2.Limits(max_connections=2 * per, max_keepalive_connections=2 * per)
         self._pools: dict[tuple, tuple[list, list[int]]] = {}
+        self._ssl = None
 
     def _pool(self, endpoint: Endpoint) -> tuple[list, list[int]]:
         ident = (endpoint.base_url, endpoint.api_key)
         pool = self._pools.get(ident)
         if pool is None:
-            clients = [
-                self._openai.AsyncOpenAI(
-                    base_url=endpoint.base_url,
-                    api_key=endpoint.api_key,
-                    max_retries=0,
-                    timeout=self.timeout,
-                    http_client=self._openai.DefaultAsyncHttpxClient(
-                        limits=self._limits, timeout=self.timeout
-                    ),
-                )  # fmt: skip
-                for _ in range(self._shards)
-            ]
+            if self._ssl is None:  # one CA bundle load for all clients, not one per client
+                self._ssl = self._httpx.create_ssl_context()
+            clients = []
+            for _ in range(self._shards):
+                http = self._openai.DefaultAsyncHttpxClient(
+                    limits=self._limits, timeout=self.timeout, verify=self._ssl
+                )
+                clients.append(
+                    self._openai.AsyncOpenAI(
+                        base_url=endpoint.base_url,
+                        api_key=endpoint.api_key,
+                        max_retries=0,
+                        timeout=self.timeout,
+                        http_client=http,
+                    )
+                )
             pool = self._pools[ident] = (clients, [0] * self._shards)
         return pool
 
