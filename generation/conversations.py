@@ -296,7 +296,7 @@ def generate_conversations(
             "tasks": sorted({s.task for s in scenarios}), "catalogs": [Path(c).name for c in catalogs],
         }}  # fmt: skip
         counts = {"profiles": len(profiles), "scenarios": len(all_scenarios)}
-        outcome = {"generated": 0, "failed": 0, "passed": 0, "first_error": None}
+        outcome = {"generated": 0, "failed": 0, "passed": 0, "first_error": None, "run_s": 0.0}
         stats: dict = {}
         t0 = time.perf_counter()
         if todo:
@@ -307,8 +307,10 @@ def generate_conversations(
             async def main() -> None:
                 try:
                     await runner.check()
+                    started = time.perf_counter()
                     with RunProgress("conversations", n, n - len(todo), runner, progress) as show:
                         await _run(runner, todo, settings, path, show, outcome)
+                    outcome["run_s"] = round(time.perf_counter() - started, 3)
                 finally:
                     await runner.close()
 
@@ -340,5 +342,6 @@ def generate_conversations(
         "passed_filter": counts["conversations_passed"],
         "not_in_plan": len(done - planned),
         "elapsed_s": round(time.perf_counter() - t0, 3),
+        "run_s": outcome["run_s"],
         "llm": stats,
     }
