@@ -169,7 +169,8 @@ def main() -> None:
                 # come from different runs.
                 keep = best.setdefault(m["mode"], dict(m))
                 for key in ("wall_s", "cpu_s", "cpu_ms_per_request", "run_s"):
-                    keep[key] = min(keep[key], m[key])
+                    if key in m:
+                        keep[key] = min(keep[key], m[key])
         g, b = best["generate"], best["bare"]
         print(f"{args.n} conversations, concurrency {args.concurrency}, start-up included\n")
         row = "{:<9} {:>6} {:>9} {:>8} {:>8} {:>11} {:>7} {:>11}"
