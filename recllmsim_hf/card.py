@@ -79,14 +79,18 @@ def size_category(n: int) -> str:
     return "1M<n<10M"
 
 
-def configs_yaml() -> list[dict]:
-    """The YAML ``configs:`` entries: one per config name, aliases pointing at their table's files."""
+def configs_yaml(sizes: dict[str, dict[str, int]]) -> list[dict]:
+    """The YAML ``configs:`` entries: one per config name with rows, aliases pointing at their
+    table's files. ``sizes`` maps table -> split -> rows (the build summary's ``configs``)."""
     out = []
     for name in CONFIG_NAMES:
         table = table_of(name)
+        splits = [s for s in SPLITS[table] if sizes.get(table, {}).get(s)]
+        if not splits:
+            continue
         entry = {
             "config_name": name,
-            "data_files": [{"split": s, "path": f"{table}/{s}-*.parquet"} for s in SPLITS[table]],
+            "data_files": [{"split": s, "path": f"{table}/{s}-*.parquet"} for s in splits],
         }
         if name == DEFAULT_CONFIG:
             entry["default"] = True
@@ -107,8 +111,11 @@ def _annotation_creators(stats: CardStats, provenance: Provenance) -> list[str]:
     return ["machine-generated"] if provenance.annotated_by_llm else ["found"]
 
 
-def make_card_data(infos: dict, stats: CardStats, provenance: Provenance) -> DatasetCardData:
-    """The typed YAML header of the card (``infos``: table name -> ``datasets.DatasetInfo``)."""
+def make_card_data(
+    infos: dict, stats: CardStats, provenance: Provenance, sizes: dict[str, dict[str, int]]
+) -> DatasetCardData:
+    """The typed YAML header of the card (``infos``: table name -> ``datasets.DatasetInfo``;
+    ``sizes``: table -> split -> rows, configs without rows are left out)."""
     from datasets.info import DatasetInfosDict
     from huggingface_hub import DatasetCardData
 
@@ -125,9 +132,10 @@ def make_card_data(infos: dict, stats: CardStats, provenance: Provenance) -> Dat
         task_ids=["intent-classification", "dialogue-generation"],
         size_categories=[size_category(stats.conversations)],
         tags=list(TAGS),
-        configs=configs_yaml(),
+        configs=configs_yaml(sizes),
     )
-    DatasetInfosDict({name: infos[table_of(name)] for name in CONFIG_NAMES}).to_dataset_card_data(card_data)
+    shipped = [name for name in CONFIG_NAMES if any(sizes.get(table_of(name), {}).values())]
+    DatasetInfosDict({name: infos[table_of(name)] for name in shipped}).to_dataset_card_data(card_data)
     return card_data
 
 
@@ -205,7 +213,8 @@ def write_card(folder: Path, corpus: Path, infos: dict, summary: dict) -> Path:
     from recllmsim_hf.corpus import atomic_write_text
 
     context = make_context(Path(folder), Path(corpus), infos, summary)
-    card = render_card(make_card_data(infos, context.stats, context.provenance), context)
+    card_data = make_card_data(infos, context.stats, context.provenance, summary["configs"])
+    card = render_card(card_data, context)
     path = Path(folder) / "README.md"
     atomic_write_text(path, str(card))
     return path

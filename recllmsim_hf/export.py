@@ -38,11 +38,17 @@ _SHARD = re.compile(
 
 
 def _collect_shards(prepared: Path, dest: Path) -> None:
-    """Move the builder's parquet files to ``dest/<split>-SSSSS-of-NNNNN.parquet``."""
+    """Move the builder's parquet files to ``dest/<split>-SSSSS-of-NNNNN.parquet``.
+
+    Files without rows are left behind: ``datasets`` cannot read an empty parquet
+    shard, so an empty split is left out of the build (and of its card).
+    """
+    import pyarrow.parquet as pq
+
     by_split: dict[str, list[Path]] = {}
     for path in sorted(prepared.glob("*.parquet")):
         match = _SHARD.search(path.name)
-        if match:
+        if match and pq.read_metadata(path).num_rows:
             by_split.setdefault(match["split"], []).append(path)
     dest.mkdir(parents=True)
     for split, paths in by_split.items():
@@ -87,8 +93,13 @@ def build_dataset(
             prepared = work / "_prepared" / table
             builder.download_and_prepare(output_dir=str(prepared), file_format="parquet")
             _collect_shards(prepared, work / table)
-            infos[table] = builder.info
-            summary["configs"][table] = {s: builder.info.splits[s].num_examples for s in SPLITS[table]}
+            info = builder.info
+            for split in [s for s in SPLITS[table] if info.splits[s].num_examples == 0]:
+                del info.splits[split]  # not shipped, so not announced either
+            infos[table] = info
+            summary["configs"][table] = {
+                s: info.splits[s].num_examples for s in SPLITS[table] if s in info.splits
+            }
         write_card(work, staged, infos, summary)
         for scratch in ("_staged", "_cache", "_prepared"):
             shutil.rmtree(work / scratch, ignore_errors=True)

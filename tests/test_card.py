@@ -44,7 +44,7 @@ def _inputs(corpus: Path, build: Path):
         "split_by": "utterance",
     }
     context = make_context(build, corpus, infos, summary)
-    return make_card_data(infos, context.stats, context.provenance), context
+    return make_card_data(infos, context.stats, context.provenance, summary["configs"]), context
 
 
 def test_rendered_card_parses_back_to_the_same_metadata(tiny):

@@ -129,3 +129,41 @@ def test_small_release_tables(tmp_path):
     assert summary["configs"]["conversations"] == {"train": 15}
     assert summary["configs"]["profiles"] == {"train": 2}
     assert set(TABLES) == set(summary["configs"])
+
+
+def test_unannotated_corpus_ships_only_configs_with_rows(tmp_path):
+    """A generated corpus before annotation: no intent, hallucination or quality rows."""
+    from recllmsim_hf.corpus import write_corpus
+    from recllmsim_hf.schema import Conversation, Profile, Scenario, Turn
+
+    conversations = [
+        Conversation(
+            conversation_id=f"g-{i}",
+            task="museum visits",
+            profile_id="p",
+            scenario_id="s",
+            turns=[Turn(role="user", content="Which museum?"), Turn(role="assistant", content="The Louvre.")],
+        )
+        for i in range(3)
+    ]
+    corpus = write_corpus(
+        tmp_path / "corpus",
+        [Profile(profile_id="p", text="1. Gender: Male")],
+        [Scenario(scenario_id="s", task="museum visits", text="Visit a museum.")],
+        conversations,
+    )
+    summary = build_dataset(corpus, tmp_path / "out", progress=False)
+    assert summary["configs"]["intent_utterances"] == {}
+    assert summary["configs"]["conversations"] == {"train": 3}
+    assert sorted(p.parent.name for p in (tmp_path / "out").glob("*/*.parquet")) == [
+        "conversations",
+        "profiles",
+    ]
+    code = (
+        "import datasets, json; ds = datasets.load_dataset('out', 'conversations'); "
+        "print(json.dumps([ds['train'].num_rows, ds['train'].features['task'].names]))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows, names = json.loads(result.stdout.strip().splitlines()[-1])
+    assert rows == 3 and names[4] == "museum visits"
