@@ -146,6 +146,16 @@ def test_table_counts_raw_and_filtered_like_table_1():
 # -- filter_corpus ---------------------------------------------------------------------------------------
 
 
+def factory(srv, **kw):
+    def make(corpus):
+        return runner_from_options(
+            corpus, base_url=srv.base_url, api_key="sk-filter", model="judge-1",
+            backoff_base=0.001, backoff_max=0.002, **kw,
+        )  # fmt: skip
+
+    return make
+
+
 def small_corpus(tmp_path):
     convs = [
         conv(GOOD_USER, GOOD_ASSISTANT, cid="a"),
@@ -190,10 +200,7 @@ def test_filter_corpus_with_the_llm_check(tmp_path):
         }
 
     with FakeOpenAI(json_replier=judge) as srv:
-        factory = lambda c: runner_from_options(
-            c, base_url=srv.base_url, api_key="sk-filter", model="judge-1"
-        )  # noqa: E731
-        summary = filter_corpus(corpus, runner_factory=factory, progress=False)
+        summary = filter_corpus(corpus, runner_factory=factory(srv), progress=False)
         sent = srv.count
     assert sent == 2  # conversation c fails the rules and is not sent
     assert summary["filtered"]["conversations"] == 1
@@ -214,16 +221,7 @@ def test_filter_corpus_with_the_llm_check(tmp_path):
 def test_filter_corpus_records_llm_errors_and_keeps_the_rule_verdict(tmp_path):
     corpus = small_corpus(tmp_path)
     with FakeOpenAI(rate_500=1.0) as srv:
-        factory = lambda c: runner_from_options(  # noqa: E731
-            c,
-            base_url=srv.base_url,
-            api_key="k",
-            model="judge-1",
-            max_retries=1,
-            backoff_base=0.001,
-            backoff_max=0.002,
-        )
-        summary = filter_corpus(corpus, runner_factory=factory, progress=False)
+        summary = filter_corpus(corpus, runner_factory=factory(srv, max_retries=1), progress=False)
     assert summary["llm_errors"] == 2 and summary["filtered"]["conversations"] == 2
     stored = {
         c.conversation_id: c.extra["filter"] for c in read_jsonl(corpus / "conversations.jsonl", Conversation)
