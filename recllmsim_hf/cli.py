@@ -122,14 +122,15 @@ def main() -> None:
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except typer.Abort:
-        typer.echo("recllmsim: aborted", err=True)
-        sys.exit(130)
+        code = 130
+
     except typer.TyperException as e:  # bad flags and arguments (click's UsageError family)
         typer.echo(f"recllmsim: error: {e.format_message()} (see --help)", err=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
-        typer.echo("recllmsim: interrupted", err=True)
-        sys.exit(130)
+        code = 130
+    if code == 130:  # Ctrl-C: typer turns it into a silent exit code; say what happened
+        typer.echo("recllmsim: interrupted; run the same command again to resume", err=True)
     sys.exit(code if isinstance(code, int) else 0)
 
 
