@@ -154,9 +154,11 @@ class RunStats:
 def strict_schema(model: type[BaseModel]) -> dict:
     """The JSON schema of ``model`` in OpenAI's strict form (all properties required, no extras)."""
 
-    def fix(node: Any) -> Any:
+    def fix(node: Any, names: bool = False) -> Any:
         if isinstance(node, dict):
-            node = {k: fix(v) for k, v in node.items() if k != "default"}
+            if names:  # a map of property / definition names: every key is a name, keep it
+                return {k: fix(v) for k, v in node.items()}
+            node = {k: fix(v, k in ("properties", "$defs")) for k, v in node.items() if k != "default"}
             if node.get("type") == "object" and "properties" in node:
                 node["additionalProperties"] = False
                 node["required"] = list(node["properties"])

@@ -24,6 +24,7 @@ from recllmsim_hf.generation.llm import (  # noqa: E402
     ResponseCache,
     cache_key,
     endpoints_from_options,
+    strict_schema,
 )
 from recllmsim_hf.generation.llm_options import runner_from_options  # noqa: E402
 
@@ -164,6 +165,16 @@ def test_structured_output_is_sent_as_strict_json_schema_and_parsed():
     assert fmt["json_schema"]["strict"] is True
     assert fmt["json_schema"]["schema"]["additionalProperties"] is False
     assert fmt["json_schema"]["schema"]["required"] == ["intent", "confidence"]
+
+
+def test_strict_schema_drops_defaults_but_keeps_a_field_named_default():
+    class Choice(BaseModel):
+        default: str = "none"
+        note: str | None = None
+
+    schema = strict_schema(Choice)
+    assert list(schema["properties"]) == ["default", "note"] and schema["required"] == ["default", "note"]
+    assert "default" not in schema["properties"]["default"] and "default" not in schema["properties"]["note"]
 
 
 def test_invalid_structured_output_is_retried_then_recorded():
