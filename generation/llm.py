@@ -306,7 +306,7 @@ class LLMRunner:
         key = key_for_body(body, request.prompt_version)
         if key in self._inflight:  # the same call is on its way: share its answer
             leader = await asyncio.shield(self._inflight[key])
-            return leader.model_copy(update={"cached": True, "cost_usd": 0.0, "attempts": 0})
+            return leader.model_copy(update={"cached": leader.ok, "cost_usd": 0.0, "attempts": 0})
         hit = self.cache.get(key)
         if hit is not None:
             result = LLMResult(
