@@ -103,14 +103,26 @@ class Provenance:
     settings: tuple[tuple[str, str], ...]  # manifest.json "generation", flattened, secrets removed
 
 
-def _read(folder: Path, table: str, columns: list[str]) -> dict[str, list[dict]]:
+def _batches(folder: Path, table: str, columns: list[str]):
+    """(split, record batch) over a table's shards, a bounded batch at a time: memory does
+    not grow with the corpus."""
     import pyarrow.parquet as pq
 
-    out: dict[str, list[dict]] = {}
     for path in sorted((folder / table).glob("*.parquet")):
         split = path.name.split("-", 1)[0]
-        out.setdefault(split, []).extend(pq.read_table(path, columns=columns).to_pylist())
-    return out
+        yield from ((split, b) for b in pq.ParquetFile(path).iter_batches(batch_size=65536, columns=columns))
+
+
+def _ints(column, missing: int = -1):
+    import pyarrow.compute as pc
+
+    return pc.fill_null(column, missing).to_numpy(zero_copy_only=False)
+
+
+def _any_text(column) -> bool:
+    import pyarrow.compute as pc
+
+    return bool(pc.any(pc.greater(pc.utf8_length(column), 0)).as_py())
 
 
 def _fmt(x: float, digits: int = 2) -> str:
@@ -125,68 +137,91 @@ def compute_stats(
     folder: str | os.PathLike, task_names: list[str], label_names: list[str], splits: tuple[str, ...]
 ) -> CardStats:
     """Statistics of a build folder's parquet shards (conversations per task, intents per split, ...)."""
+    import numpy as np
+    import pyarrow.compute as pc
+
     folder = Path(folder)
-    convs = [
-        r
-        for rows in _read(
-            folder, "conversations", ["task", "num_turns", "scenario_id", "profile_id"]
-        ).values()
-        for r in rows
-    ]
-    tasks = []
-    for i, name in enumerate(task_names):
-        mine = [c for c in convs if c["task"] == i]
-        if not mine:
-            continue
-        tasks.append(
-            TaskRow(
-                task=name,
-                conversations=len(mine),
-                share=_pct(len(mine), len(convs)),
-                avg_turns=_fmt(sum(c["num_turns"] for c in mine) / len(mine), 1),
-                scenarios=len({c["scenario_id"] for c in mine}),
-                profiles=len({c["profile_id"] for c in mine}),
-            )
+    n_tasks = len(task_names)
+    conv_count, turn_sum = np.zeros(n_tasks, np.int64), np.zeros(n_tasks, np.int64)
+    scenario_sets: list[set] = [set() for _ in task_names]
+    profile_sets: list[set] = [set() for _ in task_names]
+    for _, batch in _batches(folder, "conversations", ["task", "num_turns", "scenario_id", "profile_id"]):
+        task, turns = _ints(batch.column("task")), _ints(batch.column("num_turns"), 0)
+        conv_count += np.bincount(task, minlength=n_tasks)
+        turn_sum += np.bincount(task, weights=turns, minlength=n_tasks).astype(np.int64)
+        for t, sid, pid in zip(
+            task, batch.column("scenario_id").to_pylist(), batch.column("profile_id").to_pylist(), strict=True
+        ):
+            scenario_sets[t].add(sid)
+            profile_sets[t].add(pid)
+    n_convs = int(conv_count.sum())
+    tasks = [
+        TaskRow(
+            task=name,
+            conversations=int(conv_count[i]),
+            share=_pct(int(conv_count[i]), n_convs),
+            avg_turns=_fmt(turn_sum[i] / conv_count[i], 1),
+            scenarios=len(scenario_sets[i]),
+            profiles=len(profile_sets[i]),
         )
-    intent = _read(folder, "intent_utterances", ["label", "text_zh"])
-    by_split = {s: Counter(r["label"] for r in intent.get(s, [])) for s in splits}
+        for i, name in enumerate(task_names)
+        if conv_count[i]
+    ]
+    has_zh = False
+    by_split = {s: np.zeros(len(label_names), np.int64) for s in splits}
+    for split, batch in _batches(folder, "intent_utterances", ["label", "text_zh"]):
+        by_split[split] += np.bincount(_ints(batch.column("label")), minlength=len(label_names))
+        has_zh = has_zh or _any_text(batch.column("text_zh"))
     label_rows = tuple(
-        LabelRow(name, tuple(by_split[s][i] for s in splits), sum(by_split[s][i] for s in splits))
+        LabelRow(name, tuple(int(by_split[s][i]) for s in splits), int(sum(by_split[s][i] for s in splits)))
         for i, name in enumerate(label_names)
     )
-    halls = [
-        r for rows in _read(folder, "hallucinations", ["hallucination", "text_zh"]).values() for r in rows
-    ]
-    flagged = sum(1 for r in halls if r["hallucination"])
-    quality = [
-        r for rows in _read(folder, "quality_scores", ["task", *RATING_METRICS]).values() for r in rows
-    ]
+    judged = flagged = 0
+    for _, batch in _batches(folder, "hallucinations", ["hallucination", "text_zh"]):
+        judged += batch.num_rows
+        flagged += int(pc.sum(batch.column("hallucination")).as_py() or 0)
+        has_zh = has_zh or _any_text(batch.column("text_zh"))
+    metrics = list(RATING_METRICS)
+    rated = np.zeros(n_tasks, np.int64)
+    sums = np.zeros((n_tasks, len(metrics)), np.int64)
+    counts = np.zeros((n_tasks, len(metrics)), np.int64)
+    for _, batch in _batches(folder, "quality_scores", ["task", *metrics]):
+        task = _ints(batch.column("task"))
+        rated += np.bincount(task, minlength=n_tasks)
+        for j, metric in enumerate(metrics):
+            values = _ints(batch.column(metric))
+            known = values >= 0
+            sums[:, j] += np.bincount(task[known], weights=values[known], minlength=n_tasks).astype(np.int64)
+            counts[:, j] += np.bincount(task[known], minlength=n_tasks)
     rating_rows = []
     for i, name in [*enumerate(task_names), (None, "all tasks")]:
-        mine = [q for q in quality if i is None or q["task"] == i]
-        if not mine:
+        n = int(rated.sum() if i is None else rated[i])
+        if not n:
             continue
-        means = []
-        for metric in RATING_METRICS:
-            values = [q[metric] for q in mine if q[metric] is not None]
-            means.append(_fmt(sum(values) / len(values)) if values else "–")
-        rating_rows.append(RatingRow(name, len(mine), tuple(means)))
-    profiles = [r for rows in _read(folder, "profiles", ["duplicate_of", "text_zh"]).values() for r in rows]
-    has_zh = any(r["text_zh"] for r in [*halls, *profiles, *(r for rows in intent.values() for r in rows)])
+        s_row = sums.sum(axis=0) if i is None else sums[i]
+        c_row = counts.sum(axis=0) if i is None else counts[i]
+        means = tuple(_fmt(int(s_row[j]) / int(c_row[j])) if c_row[j] else "–" for j in range(len(metrics)))
+        rating_rows.append(RatingRow(name, n, means))
+    n_profiles = duplicates = 0
+    for _, batch in _batches(folder, "profiles", ["duplicate_of", "text_zh"]):
+        n_profiles += batch.num_rows
+        duplicates += batch.num_rows - batch.column("duplicate_of").null_count
+        has_zh = has_zh or _any_text(batch.column("text_zh"))
+    scenarios = set().union(*scenario_sets)
     return CardStats(
-        conversations=len(convs),
-        profiles=len(profiles),
-        duplicate_profiles=sum(1 for p in profiles if p["duplicate_of"] is not None),
-        scenarios=len({c["scenario_id"] for c in convs}),
-        avg_turns=_fmt(sum(c["num_turns"] for c in convs) / len(convs), 1) if convs else "–",
+        conversations=n_convs,
+        profiles=n_profiles,
+        duplicate_profiles=duplicates,
+        scenarios=len(scenarios),
+        avg_turns=_fmt(int(turn_sum.sum()) / n_convs, 1) if n_convs else "–",
         tasks=tuple(tasks),
         intents=IntentStats(
             splits=tuple(splits),
-            split_sizes=tuple(sum(by_split[s].values()) for s in splits),
+            split_sizes=tuple(int(by_split[s].sum()) for s in splits),
             rows=label_rows,
             total=sum(row.total for row in label_rows),
         ),
-        hallucinations=HallucinationStats(len(halls), flagged, _pct(flagged, len(halls))),
+        hallucinations=HallucinationStats(judged, flagged, _pct(flagged, judged)),
         metrics=tuple(f"{release} (0-{top})" for release, top in RATING_METRICS.values()),
         ratings=tuple(rating_rows),
         has_chinese=has_zh,

@@ -81,6 +81,14 @@ def _load_lines(corpus: Path) -> Iterator[dict]:
     return iter(_memo[key])
 
 
+def remember(corpus: Path, conversations: list[dict]) -> None:
+    """Hand over the parsed lines of a corpus just written (they must equal its file's lines)."""
+    path = corpus / CONVERSATIONS
+    stat = path.stat()
+    _memo.clear()
+    _memo[(str(path.resolve()), stat.st_size, stat.st_mtime_ns)] = conversations
+
+
 def _stream(path: Path) -> Iterator[dict]:
     with open(path, encoding="utf-8") as f:
         for line in f:

@@ -17,6 +17,7 @@ import os
 import shutil
 from pathlib import Path
 
+from recllmsim_hf.configs import MEMO_MAX_BYTES, remember
 from recllmsim_hf.corpus import (
     CONVERSATIONS,
     MANIFEST,
@@ -67,14 +68,23 @@ def stage_source(source: str | os.PathLike | None, workdir: str | os.PathLike, p
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    n = 0
+    n = size = 0
+    parsed: list[dict] | None = []
     with open(out / CONVERSATIONS, "w", encoding="utf-8") as f:
         for conv in _progress(reader.conversations(), len(reader.files), "reading release", progress):
-            f.write(dumps(conv) + "\n")
-            n += 1
+            data = conv.model_dump(mode="json")
+            line = dumps(data) + "\n"
+            f.write(line)
+            n, size = n + 1, size + len(line)
+            if parsed is not None and size <= MEMO_MAX_BYTES:
+                parsed.append(data)
+            else:
+                parsed = None
     if problems:
         shutil.rmtree(out)
         raise ValidationFailed(problems)
+    if parsed is not None:  # the build's passes over this corpus start from these, not from re-parsing
+        remember(out, parsed)
     # profiles and scenarios are complete only once every file was read
     write_jsonl(out / PROFILES, reader.profiles.values())
     write_jsonl(out / SCENARIOS, reader.scenarios.values())
