@@ -20,6 +20,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from fake_openai import FakeOpenAI
+from procs import sigint_default
 from pydantic import ValidationError
 from recllmsim_hf.generation.annotate import annotate_corpus
 from recllmsim_hf.generation.annotation_jobs import parse_what
@@ -80,7 +81,9 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def cli_process(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default
+    )
 
 
 def make_corpus(root: Path, invalid: bool = True) -> Path:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from fake_openai import FakeOpenAI
+from procs import sigint_default
 
 RECLLMSIM = str(Path(sys.executable).with_name("recllmsim"))
 KEY = "sk-NEVER-WRITE-ME-4f2a9c"
@@ -192,7 +193,13 @@ def test_killed_run_then_the_same_command_gives_exactly_n(corpus, tmp_path, sig)
     with FakeOpenAI(end_after=3, latency=0.03) as srv:
         args = ["generate", "conversations", "-n", N, "--out", out, "--base-url", srv.base_url]
         args += ["--concurrency", 4, "-q"]
-        proc = subprocess.Popen([RECLLMSIM, *map(str, args)], env=env(), stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [RECLLMSIM, *map(str, args)],
+            env=env(),
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=sigint_default,
+        )
         wait_for_lines(out / "conversations.jsonl", 6, proc)
         proc.send_signal(sig)
         proc.wait(30)
