@@ -108,6 +108,10 @@ def _register_subcommands() -> None:
 
     app.command("push-to-hub")(push_to_hub_command)
     app.command("annotate")(annotate)
+    from recllmsim_hf.cli_analysis import baseline_app, stats
+
+    app.command("stats")(stats)
+    app.add_typer(baseline_app, name="baseline")
 
 
 def main() -> None:
