@@ -38,6 +38,8 @@ M = TypeVar("M", bound=BaseModel)
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+# The mode a new file gets under the process umask (mkstemp's own is 0600).
+FILE_MODE = 0o666 & ~_UMASK
 
 MANIFEST = "manifest.json"
 PROFILES = "profiles.jsonl"
@@ -67,7 +69,7 @@ def atomic_write_lines(path: str | os.PathLike, chunks: Iterable[str]) -> None:
                 f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual file mode
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -22,6 +22,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from recllmsim_hf.corpus import FILE_MODE
 from recllmsim_hf.errors import InputError
 
 SCORE_FIGURE = "score_distribution.png"
@@ -34,6 +35,7 @@ def _save(fig, path: Path) -> None:
     os.close(fd)
     try:
         fig.savefig(tmp, format="png", dpi=110, metadata=_PNG_METADATA)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
