@@ -146,7 +146,9 @@ def read_jsonl(path: str | os.PathLike, model: type[M], problems: list[Problem] 
             try:
                 data = json.loads(line)
             except json.JSONDecodeError as e:
-                problem = Problem(where, "", line[:60].rstrip("\n"), f"not valid JSON ({e.msg})")
+                problem = Problem(
+                    where, "", line[:60].rstrip("\n"), f"not valid JSON ({e.msg} at column {e.colno})"
+                )
             else:
                 try:
                     yield model.model_validate(data)

@@ -203,7 +203,14 @@ def parse_file(path: Path, rel: str, problems: list[Problem]) -> ParsedFile | No
     try:
         data = json.loads(path.read_bytes())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        problems.append(Problem(rel, "", path.name, f"not valid JSON ({getattr(e, 'msg', e)})"))
+        if isinstance(e, json.JSONDecodeError):  # show where, and the text just before the break
+            message, near = (
+                f"not valid JSON ({e.msg}: line {e.lineno} column {e.colno})",
+                e.doc[max(0, e.pos - 40) : e.pos],
+            )
+        else:
+            message, near = f"not valid UTF-8 JSON ({e})", path.name
+        problems.append(Problem(rel, "", near, message))
         return None
     if not isinstance(data, dict):
         problems.append(Problem(rel, "", type(data).__name__, "expected a JSON object"))
