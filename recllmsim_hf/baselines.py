@@ -64,6 +64,7 @@ class IntentData:
     text: list[str]
     context: list[str]  # the preceding (assistant) turn
     prev_user: list[str]  # the user's previous utterance in the conversation, "" for a first one
+    next_user: list[str]  # the user's next utterance (two turns on), "" for a last one
     label: np.ndarray
 
     def __len__(self) -> int:
@@ -100,13 +101,15 @@ def load_intent(path: str | os.PathLike) -> IntentSplits:
     labels = class_names(path, "intent_utterances", "label")
     tasks = class_names(path, "intent_utterances", "task")
     conv = read_table(path, "conversations", columns=["conversation_id", "turns"]).to_pydict()
-    num_turns, prev_user = {}, {}
+    num_turns, prev_user, next_user = {}, {}, {}
     for cid, turns in zip(conv["conversation_id"], conv["turns"], strict=True):
         num_turns[cid] = len(turns)
         last = ""
         for i, turn in enumerate(turns):
             if turn["role"] == "user":
                 prev_user[(cid, i)] = last
+                after = turns[i + 2] if i + 2 < len(turns) else None
+                next_user[(cid, i)] = after["content"] if after and after["role"] == "user" else ""
                 last = turn["content"]
     splits = {}
     for split in intent_splits(path):
@@ -121,6 +124,7 @@ def load_intent(path: str | os.PathLike) -> IntentSplits:
             text=t["text"],
             context=[c or "" for c in t["context"]],
             prev_user=[prev_user.get((c, i), "") for c, i in zip(cids, idx, strict=True)],
+            next_user=[next_user.get((c, i), "") for c, i in zip(cids, idx, strict=True)],
             label=np.asarray(t["label"], dtype=np.int64),
         )
     for needed in ("train", "test"):
