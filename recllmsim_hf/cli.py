@@ -98,20 +98,18 @@ def _print_summary(summary: dict, json_out: bool) -> None:
 
 
 def _register_subcommands() -> None:
-    """Command groups living in other modules (each imports its heavy parts lazily)."""
+    """Commands living in other modules (each imports its heavy parts lazily, inside the command)."""
+    from recllmsim_hf.cli_analysis import baseline_app, stats
+    from recllmsim_hf.cli_hub import push_to_hub_command
     from recllmsim_hf.generation.cli import generate_app, scenarios_app
     from recllmsim_hf.generation.cli_annotate import annotate
 
     app.add_typer(generate_app, name="generate")
     app.add_typer(scenarios_app, name="scenarios")
-    from recllmsim_hf.cli_hub import push_to_hub_command
-
-    app.command("push-to-hub")(push_to_hub_command)
     app.command("annotate")(annotate)
-    from recllmsim_hf.cli_analysis import baseline_app, stats
-
     app.command("stats")(stats)
     app.add_typer(baseline_app, name="baseline")
+    app.command("push-to-hub")(push_to_hub_command)
 
 
 def main() -> None:
