@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from recllmsim_hf.errors import InputError
-from recllmsim_hf.schema import RATING_METRICS, Conversation, Profile, Ratings, Scenario
+from recllmsim_hf.schema import RATING_METRICS, Conversation, Profile, Ratings, Scenario, passed_filters
 
 from .annotation_prompts import (
     ANNOTATION_PROMPT_VERSION,
@@ -65,7 +65,7 @@ def parse_what(what: str | list[str]) -> list[str]:
 
 def included(conv: Conversation) -> bool:
     """Whether a conversation enters the dataset (not failed by the generation filters)."""
-    return ((conv.extra.get("filter") or {}).get("passed", True)) is not False
+    return passed_filters(conv.extra)
 
 
 def _request(what: str, messages: list[dict], tag: str, max_tokens: int) -> LLMRequest:

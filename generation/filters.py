@@ -40,7 +40,7 @@ from pydantic import BaseModel
 
 from recllmsim_hf.corpus import CONVERSATIONS, PROFILES, SCENARIOS, read_jsonl, repair_tail, write_jsonl
 from recllmsim_hf.errors import InputError
-from recllmsim_hf.schema import Conversation, Profile, Scenario
+from recllmsim_hf.schema import Conversation, Profile, Scenario, passed_filters
 
 from . import prompts
 from .runfolder import RunProgress, corpus_lock, update_manifest
@@ -158,7 +158,7 @@ def table(conversations: list[Conversation]) -> dict:
             "avg_words": round(sum(_words(c) for c in convs) / n, 2) if n else 0.0,
         }
 
-    kept = [c for c in conversations if (c.extra.get("filter") or {}).get("passed", True) is not False]
+    kept = [c for c in conversations if passed_filters(c.extra)]
     reasons = Counter(r for c in conversations for r in (c.extra.get("filter") or {}).get("reasons", []))
     by_task: dict[str, dict[str, int]] = {}
     for c in conversations:

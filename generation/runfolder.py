@@ -24,7 +24,7 @@ from recllmsim_hf.corpus import (
     write_jsonl,
 )
 from recllmsim_hf.errors import InputError
-from recllmsim_hf.schema import Manifest, Profile, Scenario
+from recllmsim_hf.schema import Manifest, Profile, Scenario, passed_filters
 
 LOCK = Path(".cache") / "generate.lock"
 
@@ -129,7 +129,7 @@ def scan_conversations(corpus: Path) -> tuple[set[str], int, int]:
                 ) from None
             ids.add(ident)
             lines += 1
-            passed += ((record.get("extra") or {}).get("filter") or {}).get("passed", True) is not False
+            passed += passed_filters(record.get("extra"))
     return ids, lines, passed
 
 

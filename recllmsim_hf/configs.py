@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from recllmsim_hf.corpus import CONVERSATIONS, PROFILES, SCENARIOS, natural_key
-from recllmsim_hf.schema import INTENT_LABELS, PROFILE_FIELDS, RATING_METRICS
+from recllmsim_hf.schema import INTENT_LABELS, PROFILE_FIELDS, RATING_METRICS, passed_filters
 
 DEFAULT_SEED = 42
 SPLIT_BY = ("utterance", "conversation")
@@ -98,8 +98,7 @@ def _stream(path: Path) -> Iterator[dict]:
 
 def included(conv: dict) -> bool:
     """Whether a conversation enters the configs: not failed by the generation filters."""
-    verdict = (conv.get("extra") or {}).get("filter") or {}
-    return verdict.get("passed", True) is not False
+    return passed_filters(conv.get("extra"))
 
 
 def iter_conversations(corpus: Path) -> Iterator[dict]:

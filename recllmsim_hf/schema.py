@@ -84,6 +84,15 @@ SINGLE_VALUE_PROFILE_FIELDS: frozenset[str] = frozenset({"gender", "age", "occup
 Intent = Literal["Search", "Recommendation", "Search & Recommendation", "Planning", "Others"]
 
 
+def passed_filters(extra: dict | None) -> bool:
+    """Whether a conversation enters the dataset: not failed by the generation filters.
+
+    ``extra`` is ``Conversation.extra`` (or the ``"extra"`` of its JSON line); the verdict is
+    ``extra["filter"]["passed"]``, and a conversation no filter ran on (the release) passes.
+    """
+    return ((extra or {}).get("filter") or {}).get("passed", True) is not False
+
+
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
