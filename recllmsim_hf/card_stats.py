@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections import Counter
@@ -273,9 +272,9 @@ def _annotation_facts(annotation, models: Counter, versions: Counter) -> None:
 
 def read_provenance(corpus: str | os.PathLike) -> Provenance:
     """How the corpus at ``corpus`` was made, from its manifest and its conversations' metadata."""
-    from recllmsim_hf.configs import included
-    from recllmsim_hf.corpus import CONVERSATIONS, MANIFEST
-    from recllmsim_hf.schema import Manifest
+    from recllmsim_hf.configs import conversation_lines, included
+    from recllmsim_hf.corpus import MANIFEST
+    from recllmsim_hf.schema import RELEASE_IMPORTER, Manifest
 
     corpus = Path(corpus)
     manifest = Manifest()
@@ -285,36 +284,32 @@ def read_provenance(corpus: str | os.PathLike) -> Provenance:
     dates: list[str] = []
     prompt_tokens = completion_tokens = generated = passed = annotated = 0
     cost, has_cost = 0.0, False
-    with open(corpus / CONVERSATIONS, encoding="utf-8") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            conv = json.loads(line)
-            generated += 1
-            gen = conv.get("generation") or {}
-            # what was spent counts every generated conversation, kept or filtered out
-            usage = gen.get("usage") or {}
-            prompt_tokens += usage.get("prompt_tokens") or 0
-            completion_tokens += usage.get("completion_tokens") or 0
-            if gen.get("cost_usd") is not None:
-                cost, has_cost = cost + gen["cost_usd"], True
-            if gen.get("started_at"):
-                dates.append(str(gen["started_at"])[:10])
-            if not included(conv):
-                continue
-            passed += 1
-            if gen:
-                sims[gen.get("simulator_model")] += 1
-                assists[gen.get("assistant_model")] += 1
-                prompts[gen.get("prompt_version")] += 1
-            annotation = (conv.get("extra") or {}).get("annotation")
-            if annotation:
-                annotated += 1
-                _annotation_facts(annotation, ann_models, ann_versions)
+    for conv in conversation_lines(corpus):
+        generated += 1
+        gen = conv.get("generation") or {}
+        # what was spent counts every generated conversation, kept or filtered out
+        usage = gen.get("usage") or {}
+        prompt_tokens += usage.get("prompt_tokens") or 0
+        completion_tokens += usage.get("completion_tokens") or 0
+        if gen.get("cost_usd") is not None:
+            cost, has_cost = cost + gen["cost_usd"], True
+        if gen.get("started_at"):
+            dates.append(str(gen["started_at"])[:10])
+        if not included(conv):
+            continue
+        passed += 1
+        if gen:
+            sims[gen.get("simulator_model")] += 1
+            assists[gen.get("assistant_model")] += 1
+            prompts[gen.get("prompt_version")] += 1
+        annotation = (conv.get("extra") or {}).get("annotation")
+        if annotation:
+            annotated += 1
+            _annotation_facts(annotation, ann_models, ann_versions)
     settings = tuple(_flatten(manifest.generation))
     if sims or settings:
         kind = "generated"
-    elif manifest.created_by == "recllmsim release importer":
+    elif manifest.created_by == RELEASE_IMPORTER:
         kind = "release"
     else:
         kind = "unknown"

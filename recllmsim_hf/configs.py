@@ -68,7 +68,8 @@ MEMO_MAX_BYTES = 64 * 1024 * 1024
 _memo: dict[tuple, list[dict]] = {}
 
 
-def _load_lines(corpus: Path) -> Iterator[dict]:
+def conversation_lines(corpus: Path) -> Iterator[dict]:
+    """Every line of ``conversations.jsonl`` as a dict (read once per build when small)."""
     path = corpus / CONVERSATIONS
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
@@ -103,7 +104,7 @@ def included(conv: dict) -> bool:
 
 def iter_conversations(corpus: Path) -> Iterator[dict]:
     """The conversations of a corpus that enter the dataset (see :func:`included`)."""
-    return (c for c in _load_lines(corpus) if included(c))
+    return (c for c in conversation_lines(corpus) if included(c))
 
 
 def _intent_ids(conv: dict) -> Iterator[str]:

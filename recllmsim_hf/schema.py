@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 SCHEMA_VERSION = "1.0"
 
 PRETTY_NAME = "RecLLMSim"
+# Manifest.created_by of a corpus staged from the original release.
+RELEASE_IMPORTER = "recllmsim release importer"
 HOMEPAGE = "https://github.com/wzf2000/RecLLMSim"
 LICENSE = "apache-2.0"
 # The paper was published anonymously for review; cite it by title and repository.

@@ -29,7 +29,7 @@ from recllmsim_hf.corpus import (
     write_jsonl,
 )
 from recllmsim_hf.errors import Problem, ValidationFailed
-from recllmsim_hf.schema import TASKS, Manifest
+from recllmsim_hf.schema import RELEASE_IMPORTER, TASKS, Manifest
 
 
 def is_corpus(source: str | os.PathLike | None) -> bool:
@@ -91,7 +91,7 @@ def stage_source(source: str | os.PathLike | None, workdir: str | os.PathLike, p
     manifest = Manifest(
         name="RecLLMSim release",
         description="The RecLLMSim release (LLM_agent_user), mapped by the recllmsim release importer",
-        created_by="recllmsim release importer",
+        created_by=RELEASE_IMPORTER,
         tasks=list(TASKS),
         counts={"profiles": len(reader.profiles), "scenarios": len(reader.scenarios), "conversations": n},
     )
