@@ -69,7 +69,7 @@ def build_dataset(
 
     from recllmsim_hf.card import write_card
     from recllmsim_hf.loading_script.recllmsim import RecLLMSim
-    from recllmsim_hf.sources import stage_source
+    from recllmsim_hf.sources import stage_source, track
 
     out = Path(out).resolve()
     if out.exists() and not out.is_dir():
@@ -82,7 +82,9 @@ def build_dataset(
         infos: dict[str, datasets.DatasetInfo] = {}
         summary = {"out": str(out), "source": _describe_source(source), "seed": seed, "split_by": split_by}
         summary["configs"] = {}
-        for table in _progress(TABLES, progress):
+        for table in track(
+            TABLES, len(TABLES), "building configs", progress, describe=lambda t: f"building {t}"
+        ):
             builder = RecLLMSim(
                 config_name=table,
                 source=str(staged),
@@ -129,17 +131,3 @@ def _describe_source(source) -> str:
     from recllmsim_hf.download import DEFAULT_RELEASE_URL
 
     return str(source) if source is not None else DEFAULT_RELEASE_URL
-
-
-def _progress(tables, enabled: bool):
-    if not enabled:
-        yield from tables
-        return
-    from rich.progress import Progress
-
-    with Progress(transient=True) as bar:
-        task = bar.add_task("building configs", total=len(tables))
-        for table in tables:
-            bar.update(task, description=f"building {table}")
-            yield table
-            bar.advance(task)

@@ -71,7 +71,7 @@ def stage_source(source: str | os.PathLike | None, workdir: str | os.PathLike, p
     n = size = 0
     parsed: list[dict] | None = []
     with open(out / CONVERSATIONS, "w", encoding="utf-8") as f:
-        for conv in _progress(reader.conversations(), len(reader.files), "reading release", progress):
+        for conv in track(reader.conversations(), len(reader.files), "reading release", progress):
             data = conv.model_dump(mode="json")
             line = dumps(data) + "\n"
             f.write(line)
@@ -116,7 +116,9 @@ def validate_source(source: str | os.PathLike | None) -> tuple[list[Problem], di
     return problems, counts
 
 
-def _progress(items, total: int, label: str, enabled: bool):
+def track(items, total: int, label: str, enabled: bool, describe=None):
+    """Yield ``items`` under a transient rich progress bar on stderr (nothing when disabled);
+    ``describe(item)`` relabels the bar for each item."""
     if not enabled:
         yield from items
         return
@@ -125,5 +127,7 @@ def _progress(items, total: int, label: str, enabled: bool):
     with Progress(transient=True) as bar:
         task = bar.add_task(label, total=total)
         for item in items:
+            if describe is not None:
+                bar.update(task, description=describe(item))
             yield item
             bar.advance(task)
