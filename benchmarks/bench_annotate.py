@@ -63,7 +63,7 @@ def main() -> None:
     p.add_argument("--concurrency", type=int, default=64)
     args = p.parse_args()
     from recllmsim_hf.corpus import Corpus, write_corpus
-    from recllmsim_hf.sources import stage_source
+    from recllmsim_hf.sources.staging import stage_source
 
     with tempfile.TemporaryDirectory() as tmp:
         staged = Corpus(stage_source(RELEASE, Path(tmp) / "release", progress=False))

@@ -5,7 +5,7 @@
    own split (``recllmsim build`` default seed 42) and prints test accuracy, macro-F1 and
    training seconds next to the paper's figures.
 3. Re-draws the split with each of ``--seeds`` (exactly the split ``recllmsim build --seed S``
-   writes, see ``recllmsim_hf.baselines.resplit``) and prints the mean ± population std.
+   writes, see ``recllmsim_hf.analysis.baselines.resplit``) and prints the mean ± population std.
 
     /work/venv/bin/python benchmarks/bench_baselines.py                   # seeds 0-4, all local models
     /work/venv/bin/python benchmarks/bench_baselines.py --models context --seeds 0-9 --json
@@ -26,9 +26,9 @@ RELEASE = ROOT.parent / "shared/data/recllmsim-release"
 
 
 def main() -> None:
-    from recllmsim_hf.baselines import LOCAL_MODELS, render_baselines, run_intent_baselines
-    from recllmsim_hf.cli_analysis import parse_seeds
-    from recllmsim_hf.export import build_dataset
+    from recllmsim_hf.analysis.baselines import LOCAL_MODELS, render_baselines, run_intent_baselines
+    from recllmsim_hf.cli.analysis import parse_seeds
+    from recllmsim_hf.dataset.build import build_dataset
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(

@@ -58,7 +58,7 @@ def _profiles(folder: Path, count: int = 100) -> Path:
 
 def _bare_messages(i: int) -> list[dict]:
     """A request like the i-th of a conversation: setup prompt plus 0-6 earlier turns."""
-    from recllmsim_hf.generation import prompts
+    from recllmsim_hf.generation.simulate import prompts
 
     setup = prompts.simulator_setup("1. Gender: F\n2. Age: 30\n4. Occupation: engineer", "Plan a trip. " * 30)
     messages = [{"role": "system", "content": setup}, {"role": "user", "content": prompts.SIMULATOR_KICKOFF}]

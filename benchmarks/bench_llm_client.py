@@ -55,7 +55,7 @@ async def _bare(url: str, n: int, concurrency: int) -> int:
 
 async def _runner(url: str, n: int, concurrency: int, corpus: str) -> int:
     from recllmsim_hf.generation.llm import LLMRequest
-    from recllmsim_hf.generation.llm_options import runner_from_options
+    from recllmsim_hf.generation.llm.options import runner_from_options
 
     runner = runner_from_options(corpus, base_url=url, api_key="sk-bench", concurrency=concurrency)
     results = await asyncio.gather(

@@ -13,7 +13,7 @@ import typer
 
 from recllmsim_hf.errors import ServiceError
 
-from . import llm_options as o
+from .llm import options as o
 
 generate_app = typer.Typer(
     help="Generate profiles and two-LLM conversations into a corpus folder, and filter them.",
@@ -64,7 +64,7 @@ def scenarios_list(
     json_out: bool = JSON,
 ) -> None:
     """List the scenarios that `generate conversations` would use (id, task, round, variables)."""
-    from .scenarios import load_scenarios
+    from .simulate.scenarios import load_scenarios
 
     found = load_scenarios(catalog or [], builtin=not no_builtin, tasks=_tasks(tasks))
     if json_out:
@@ -103,7 +103,7 @@ def profiles(
     quiet: bool = QUIET,
 ) -> None:
     """Let the LLM write N distinct user profiles (nine fields, likes and dislikes) to OUT/profiles.jsonl."""
-    from .profiles import generate_profiles
+    from .simulate.profiles import generate_profiles
 
     factory = _factory(
         base_url=base_url, api_key=api_key, model=model, profile_model=profile_model, concurrency=concurrency,
@@ -150,7 +150,7 @@ def conversations(
     quiet: bool = QUIET,
 ) -> None:
     """Generate N simulator/assistant conversations into OUT/conversations.jsonl (resumes, no duplicates)."""
-    from .conversations import Settings, generate_conversations
+    from .simulate.conversations import Settings, generate_conversations
 
     factory = _factory(
         base_url=base_url, api_key=api_key, model=model, simulator_model=simulator_model,
@@ -196,7 +196,7 @@ def filter_(
     quiet: bool = QUIET,
 ) -> None:
     """Recompute the filter verdicts (rules, optionally an LLM check) and count raw vs filtered."""
-    from .filters import filter_corpus
+    from .simulate.filters import filter_corpus
 
     factory = None
     if llm_check:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from . import llm_options as o
+from .llm import options as o
 
 WHAT_HELP = (
     "Comma-separated annotators: intent, hallucination, quality, summary, translation "
@@ -57,7 +57,7 @@ def annotate(
     )  # fmt: skip
     log = partial(typer.echo, err=True)
     if evaluate:
-        from .agreement import DEFAULT_WHAT, evaluate_annotators, format_report
+        from .annotate.agreement import DEFAULT_WHAT, evaluate_annotators, format_report
 
         if corpus is not None:
             raise typer.BadParameter("--corpus is not used with --evaluate (use --source and --out)")
@@ -67,7 +67,7 @@ def annotate(
         )  # fmt: skip
         text = format_report(result)
     else:
-        from .annotate import annotate_corpus, format_summary
+        from .annotate.annotators import annotate_corpus, format_summary
 
         if corpus is None:
             raise typer.BadParameter("--corpus is required (or pass --evaluate)")

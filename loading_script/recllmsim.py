@@ -22,12 +22,12 @@ from pathlib import Path
 import datasets
 import pyarrow as pa
 
-from recllmsim_hf.configs import DEFAULT_SEED, SPLIT_BY, iter_rows, make_splitter
 from recllmsim_hf.corpus import Corpus
+from recllmsim_hf.dataset.configs import DEFAULT_SEED, SPLIT_BY, iter_rows, make_splitter
 from recllmsim_hf.errors import InputError
 from recllmsim_hf.features import CONFIG_NAMES, SPLITS, features, table_of
 from recllmsim_hf.schema import CITATION, HOMEPAGE, LICENSE, TASKS
-from recllmsim_hf.sources import is_corpus, stage_source
+from recllmsim_hf.sources.staging import is_corpus, stage_source
 
 _BATCH = 1000
 
@@ -51,7 +51,7 @@ class RecLLMSimConfig(datasets.BuilderConfig):
             archive URL. None reads the pinned release archive (downloaded once
             into the cache).
         seed: seed of the 8:1:1 train/validation/test split of the intent config
-            (see ``recllmsim_hf.configs`` for the exact, machine-independent rule).
+            (see ``recllmsim_hf.dataset.configs`` for the exact, machine-independent rule).
         split_by: ``"utterance"`` (the paper's setting) or ``"conversation"`` (no
             conversation in two splits).
     """

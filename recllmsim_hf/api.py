@@ -39,7 +39,7 @@ def load(
     if not (folder / "README.md").is_file():
         if not build:
             raise InputError(f"{folder}: no built dataset here; run `recllmsim build --out {folder}` first")
-        from recllmsim_hf.export import build_dataset
+        from recllmsim_hf.dataset.build import build_dataset
 
         options = {k: v for k, v in (("seed", seed), ("split_by", split_by)) if v is not None}
         build_dataset(source, folder, progress=False, **options)

@@ -29,7 +29,7 @@ def release_dir() -> Path:
 @pytest.fixture(scope="session")
 def built_release(release_dir, tmp_path_factory) -> Path:
     """The real release built once per test session with the default seed: ``<tmp>/recllmsim``."""
-    from recllmsim_hf.export import build_dataset
+    from recllmsim_hf.dataset.build import build_dataset
 
     out = tmp_path_factory.mktemp("built") / "recllmsim"
     build_dataset(release_dir, out, progress=False)

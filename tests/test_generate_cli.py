@@ -271,7 +271,7 @@ def test_bad_input_gets_one_line_and_damages_nothing(corpus, server, tmp_path):
 
 
 def test_a_second_writer_is_refused(corpus, tmp_path):
-    from recllmsim_hf.generation.runfolder import corpus_lock
+    from recllmsim_hf.generation.simulate.runfolder import corpus_lock
 
     with corpus_lock(corpus):
         line = one_line_error(

@@ -61,7 +61,7 @@ def hub():
 @pytest.fixture(scope="module")
 def tiny_build(tmp_path_factory) -> Path:
     """A build of the tiny generated corpus: 4 conversations, intent split 7/1/1."""
-    from recllmsim_hf.export import build_dataset
+    from recllmsim_hf.dataset.build import build_dataset
 
     root = tmp_path_factory.mktemp("tiny")
     build_dataset(write_tiny_corpus(root / "corpus"), root / "build", progress=False)

@@ -1,0 +1,140 @@
+"""The `recllmsim` command line.
+
+Commands are thin: each parses flags and calls one library function. Errors of
+the project's family (``RecLLMSimError``) and bad flags become one line on
+stderr and a non-zero exit here, in one place. Heavy libraries (datasets,
+openai, sklearn) are imported inside the commands, never at start-up.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+
+from recllmsim_hf.errors import RecLLMSimError
+
+app = typer.Typer(
+    name="recllmsim",
+    help="Generate, build, analyse and publish RecLLMSim-style recommendation conversations.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+class SplitBy(StrEnum):
+    utterance = "utterance"
+    conversation = "conversation"
+
+
+@app.command()
+def build(
+    source: str = typer.Option(
+        None,
+        "--source",
+        help="Release folder, .zip/.tar.gz, URL, or corpus folder [default: the pinned release]",
+    ),
+    out: Path = typer.Option(Path("recllmsim"), "--out", help="Output folder (replaced atomically)."),
+    seed: int = typer.Option(42, "--seed", help="Seed of the train/validation/test split."),
+    split_by: SplitBy = typer.Option(
+        SplitBy.utterance, "--split-by", help="Split unit of the intent config."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print a machine-readable summary."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+) -> None:
+    """Build parquet shards for all five configs plus a dataset card into OUT."""
+    from recllmsim_hf.dataset.build import build_dataset
+
+    summary = build_dataset(source, out, seed=seed, split_by=split_by.value, progress=not quiet)
+    _print_summary(summary, json_out)
+
+
+@app.command()
+def validate(
+    source: str = typer.Argument(..., help="Release folder, .zip/.tar.gz, URL, or corpus folder."),
+    json_out: bool = typer.Option(False, "--json", help="Print the problems as JSON."),
+) -> None:
+    """List every problem of a release or corpus (file, field, bad value) without building."""
+    from recllmsim_hf.sources.staging import validate_source
+
+    problems, counts = validate_source(source)
+    if json_out:
+        import json
+
+        payload = {
+            "ok": not problems,
+            "counts": counts,
+            "problems": [
+                {"file": p.file, "field": p.field, "value": p.value, "message": p.message} for p in problems
+            ],
+        }
+        typer.echo(json.dumps(payload, ensure_ascii=False, indent=2, default=str))
+    else:
+        for p in problems:
+            typer.echo(str(p))
+        typer.echo(
+            f"{len(problems)} problem(s) in {counts.get('files', 0)} file(s), "
+            f"{counts.get('conversations', 0)} conversation(s) read",
+            err=bool(problems),
+        )
+    if problems:
+        raise typer.Exit(2)
+
+
+def _print_summary(summary: dict, json_out: bool) -> None:
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(summary, indent=2, sort_keys=True))
+        return
+    typer.echo(f"built {summary['out']}")
+    for config, splits in summary["configs"].items():
+        sizes = ", ".join(f"{split} {n:,}" for split, n in splits.items())
+        typer.echo(f"  {config:<20} {sizes}")
+
+
+def _register_subcommands() -> None:
+    """Commands living in other modules (each imports its heavy parts lazily, inside the command)."""
+    from recllmsim_hf.cli.analysis import baseline_app, stats
+    from recllmsim_hf.cli.hub import push_to_hub_command
+    from recllmsim_hf.generation.cli import generate_app, scenarios_app
+    from recllmsim_hf.generation.cli_annotate import annotate
+
+    app.add_typer(generate_app, name="generate")
+    app.add_typer(scenarios_app, name="scenarios")
+    app.command("annotate")(annotate)
+    app.command("stats")(stats)
+    app.add_typer(baseline_app, name="baseline")
+    app.command("push-to-hub")(push_to_hub_command)
+
+
+def main() -> None:
+    """Console-script entry: run the app; project errors and bad flags become one line."""
+    _register_subcommands()
+    try:
+        # without standalone mode, a command's typer.Exit(code) comes back as the return value
+        code = app(standalone_mode=False)
+    except RecLLMSimError as e:
+        typer.echo(f"recllmsim: error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        code = 130
+
+    except typer.TyperException as e:  # bad flags and arguments (click's UsageError family)
+        typer.echo(f"recllmsim: error: {e.format_message()} (see --help)", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        code = 130
+    if code == 130:  # Ctrl-C: typer turns it into a silent exit code; say what happened
+        typer.echo("recllmsim: interrupted; run the same command again to resume", err=True)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

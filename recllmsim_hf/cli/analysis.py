@@ -1,0 +1,98 @@
+"""`recllmsim stats` and `recllmsim baseline intent`: analyses of a built dataset folder.
+
+Registered in ``recllmsim_hf.cli._register_subcommands``. Only typer and the shared LLM
+flags load at start-up; pyarrow, matplotlib, scikit-learn and openai load when a command runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from recllmsim_hf.errors import InputError
+from recllmsim_hf.generation.llm import options as o
+
+DEFAULT_MODELS = "svm,decision_tree,random_forest,adaboost,bernoulli_nb,context"
+
+baseline_app = typer.Typer(help="Baselines on a built dataset.", no_args_is_help=True)
+
+
+def stats(
+    folder: Path = typer.Argument(..., help="A folder written by `recllmsim build`."),
+    json_out: bool = typer.Option(False, "--json", help="Print every number as JSON."),
+    plots: Path = typer.Option(None, "--plots", help="Also write the figures (PNG) into this folder."),
+    top: int = typer.Option(15, "--top", min=1, help="Preference phrases per task in the figure and JSON."),
+) -> None:
+    """Print the paper's Tables 1-3 and the hallucination count of a built dataset; --plots draws Fig. 5/6."""
+    from recllmsim_hf.analysis.stats import render_text, run_stats
+
+    result = run_stats(folder, plots=plots, top_phrases=top)
+    if json_out:
+        typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+    else:
+        typer.echo(render_text(result), nl=False)
+        for path in result.get("figures") or []:
+            typer.echo(f"wrote {path}")
+
+
+def parse_seeds(text: str | None) -> list[int]:
+    """``"0-4"`` or ``"0,1,2"`` -> a list of ints; ``None`` -> ``[]``."""
+    if not text:
+        return []
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            low, sep, high = part.strip().partition("-")
+            seeds.extend(range(int(low), int(high) + 1) if sep else [int(low)])
+    except ValueError:
+        raise InputError(f"--split-seeds: expected numbers like 0-4 or 0,1,2, but got {text!r}") from None
+    return seeds
+
+
+@baseline_app.command("intent")
+def intent(
+    folder: Path = typer.Argument(..., help="A folder written by `recllmsim build`."),
+    models: str = typer.Option(
+        DEFAULT_MODELS, "--models", help="Comma-separated: the defaults, llm-zero-shot, llm-few-shot."
+    ),
+    seed: int = typer.Option(42, "--seed", help="Seed of the models (and of the few-shot examples)."),
+    split_seeds: str = typer.Option(
+        None, "--split-seeds", help="Also re-split with these build seeds (e.g. 0-4) and report mean ± std."
+    ),
+    split_by: str = typer.Option("utterance", "--split-by", help="Unit of --split-seeds re-splits."),
+    llm_model: str = typer.Option("gpt-4o-mini", "--llm-model", help="Model of the llm-* rows."),
+    shots: int = typer.Option(2, "--shots", min=1, help="Few-shot examples per label."),
+    limit: int = typer.Option(None, "--limit", min=1, help="llm-* rows: score the first N test utterances."),
+    cache: Path = typer.Option(
+        None, "--cache", help="llm-* rows: SQLite response cache file to replay from."
+    ),
+    base_url: str = o.BASE_URL,
+    api_key: str = o.API_KEY,
+    concurrency: int = typer.Option(16, "--concurrency", min=1, help="LLM requests in flight at most."),
+    timeout: float = o.TIMEOUT,
+    max_retries: int = typer.Option(4, "--max-retries", min=0, help="Retries of one LLM request."),
+    budget_usd: float = o.BUDGET_USD,
+    prices: Path = o.PRICES,
+    json_out: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+) -> None:
+    """Train and score intent classifiers (paper Table 4 rows, our context model, LLMs) on the test split."""
+    from recllmsim_hf.analysis.baselines import render_baselines, run_intent_baselines
+    from recllmsim_hf.generation.annotate.llm_intent import LLMSettings, evaluator
+
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    llm = LLMSettings(
+        model=llm_model, base_url=base_url, api_key=api_key, concurrency=concurrency, timeout=timeout,
+        max_retries=max_retries, budget_usd=budget_usd, cache=cache, shots=shots, limit=limit, prices=prices,
+    )  # fmt: skip
+    report = run_intent_baselines(
+        folder, names, seed=seed, split_seeds=parse_seeds(split_seeds), split_by=split_by,
+        llm=evaluator(llm), llm_label=llm.model,
+        progress=not quiet,
+    )  # fmt: skip
+    if json_out:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        typer.echo(render_baselines(report), nl=False)
