@@ -18,14 +18,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from recllmsim_hf.schema import QUESTIONNAIRE
 from release_fixture import make_release
+
+from recllmsim_hf.human_schema import QUESTIONNAIRE
 
 VOCABULARY = {
     "personality": {"内向": "Introverted", "乐观": "Optimistic", "好奇": "Curious", "其他": "Others"},
     "occupation": {"学生": "Student", "工程师": "Engineer", "其他": "Others"},
     "daily_interests": {"阅读": "Reading", "运动": "Sports", "烘焙/烹饪": "Cooking", "其他": "Others"},
-    "travel_habits": {"自驾游": "Self-driving tour", "自然风光": "Nature-based destinations", "其他": "Others"},
+    "travel_habits": {
+        "自驾游": "Self-driving tour",
+        "自然风光": "Nature-based destinations",
+        "其他": "Others",
+    },
     "dining_preferences": {"素食": "Vegan", "海鲜": "Seafood", "其他": "Others"},
     "spending_habits": {"节俭": "Frugal", "捐款": "Donations", "其他": "Others"},
     "other_aspects": {"租房": "Living in a rented house", "无符合描述": "No description", "其他": "Others"},
@@ -80,7 +85,8 @@ def human_file(study: str, user: int, task_zh: str, k: int, variant: int = 0) ->
         if not v2:
             turn["intent"] = intents[(k + i) % len(intents)]
         history.append(turn)
-        answer = {"role": "assistant", "content": f"助手的回答{i}", "hallucination": ["否", "是", "无法判断"][(k + i) % 3]}
+        judged = ["否", "是", "无法判断"][(k + i) % 3]
+        answer = {"role": "assistant", "content": f"助手的回答{i}", "hallucination": judged}
         if v2:
             answer["satisfaction"] = str(1 + (k + i) % 5)
             if (k + i) % 5 < 2:
@@ -116,10 +122,13 @@ def write_json(path: Path, data) -> Path:
     return path
 
 
-def make_full_release(root: Path, per_task: int = 3) -> Path:
-    """Write LLM_agent_user (``release_fixture``), both human studies and the vocabulary under ``root``."""
+def make_full_release(root: Path, per_task: int = 3, more_v2_users: int = 0) -> Path:
+    """Write LLM_agent_user (``release_fixture``), both human studies and the vocabulary under ``root``;
+    ``more_v2_users`` adds human_exp_V2 users User_2, User_3, ... with one 旅行规划/0.json each."""
     make_release(root, per_task)
-    for k, (study, user, task_zh, n, variant) in enumerate(FILES):
-        write_json(root / study / f"User_{user}" / task_zh / f"{n}.json", human_file(study, user, task_zh, k, variant))
+    extra = [("human_exp_V2", 2 + u, "旅行规划", 0, 0) for u in range(more_v2_users)]
+    for k, (study, user, task_zh, n, variant) in enumerate(FILES + extra):
+        path = root / study / f"User_{user}" / task_zh / f"{n}.json"
+        write_json(path, human_file(study, user, task_zh, k, variant))
     write_json(root / "user_profiling" / "desc_translated.json", VOCABULARY)
     return root
