@@ -178,7 +178,7 @@ def validate_source(source: str | os.PathLike | None) -> tuple[list[Problem], di
     human = _human_reader(source, problems)
     if human is not None:
         counts["files"] += len(human.files) + 1  # and the vocabulary
-        counts["human_conversations"] = _read_human(human, reader.profiles, problems, True)
+        counts["human_conversations"] = _read_human(human, reader.profiles, problems, False)
     return problems, counts
 
 
