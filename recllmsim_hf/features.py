@@ -241,7 +241,7 @@ def human_features(table: str, tasks: list[str], vocabulary: dict[str, list[str]
             **_human_ids(tasks),
             "turn_index": Value("int32"),
             "text": Value("string"),
-            # the assistant turn before this one (empty for a first turn)
+            # the nearest assistant turn before this one (empty when there is none)
             "context": Value("string"),
             "labels": List(ClassLabel(names=list(HUMAN_INTENT_LABELS))),
         }

@@ -70,7 +70,7 @@ CONFIG_DOCS: dict[str, tuple[str, str, str]] = {
         "one user utterance of real_human_user with its intent labels (multi-label)",
         (
             "`utterance_id`, `conversation_id`, `study`, `user_id`, `task`, `turn_index`, `text` "
-            "(Chinese), `context` (the assistant turn before it, empty for a first turn), "
+            "(Chinese), `context` (the nearest assistant turn before it, empty if none), "
             "`labels` (list of ClassLabel)"
         ),
         (

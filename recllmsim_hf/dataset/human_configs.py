@@ -98,6 +98,11 @@ def _intent_turns(conv: dict) -> Iterator[tuple[int, dict]]:
             yield i, turn
 
 
+def _previous_answer(turns: list[dict], i: int) -> str:
+    """The nearest assistant turn before turn ``i`` ("" if none): a person sometimes writes twice in a row."""
+    return next((t["content"] for t in reversed(turns[:i]) if t["role"] == "assistant"), "")
+
+
 def intent_splitter(corpus: Path, seed: int, by: str = "utterance") -> Splitter:
     """The 8:1:1 cut of ``human_intent_utterances`` (see the module docstring)."""
     keys = []
@@ -201,7 +206,7 @@ def iter_human_rows(
                     **ids,
                     "turn_index": i,
                     "text": turn["content"],
-                    "context": turns[i - 1]["content"] if i else "",
+                    "context": _previous_answer(turns, i),
                     "labels": [intent_ids[label] for label in turn["intents"]],
                 }
         elif table == "human_conversations":

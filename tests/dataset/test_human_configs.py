@@ -250,3 +250,21 @@ def test_corpus_vocabulary_is_in_release_order(tmp_path):
 
     staged = stage_source(make_full_release(tmp_path / "rel"), tmp_path / "staged", progress=False)
     assert read_vocabulary(staged)["personality"] == ["Introverted", "Optimistic", "Curious", "Others"]
+
+
+def test_context_is_the_nearest_assistant_turn(tmp_path):
+    """A person may write twice in a row: the context is the answer before, not their own turn."""
+    import json
+
+    root = make_full_release(tmp_path / "rel")
+    path = root / "real_human_user/User_1/礼物准备/5.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["history"].insert(3, {"role": "user", "content": "补充一句", "intent": ["其它"]})
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    out = Path(build_dataset(root, tmp_path / "out", progress=False)["out"])
+    got = {
+        r["turn_index"]: r["context"]
+        for r in rows(out, "human_intent_utterances")
+        if r["conversation_id"] == "real_human_user-User_1-preparing_gifts-5"
+    }
+    assert got == {0: "", 2: "助手的回答0", 3: "助手的回答0", 5: "助手的回答1"}
