@@ -333,3 +333,26 @@ def test_archive_source_brings_the_human_studies(tmp_path):
     assert json.loads((staged / "manifest.json").read_text())["counts"]["human_people"] == 4
     vocabulary = json.loads((staged / "profile_vocabulary.json").read_text(encoding="utf-8"))
     assert vocabulary["occupation"] == [["学生", "Student"], ["工程师", "Engineer"], ["其他", "Others"]]
+
+
+def test_url_source_brings_the_human_studies_with_one_download(tmp_path, monkeypatch):
+    from http_fixtures import FileServer
+
+    monkeypatch.setenv("RECLLMSIM_CACHE", str(tmp_path / "cache"))
+    root = make_full_release(tmp_path / "rel")
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(root.rglob("*.json")):
+            zf.write(path, "RecLLMSim-abc/" + path.relative_to(root).as_posix())
+    with FileServer({"/archive/abc.zip": archive.read_bytes()}) as srv:
+        staged = stage_source(srv.url("/archive/abc.zip"), tmp_path / "staged", progress=False)
+        assert srv.count == 1
+    assert len((staged / "human_conversations.jsonl").read_text(encoding="utf-8").splitlines()) == 7
+    (companions,) = (tmp_path / "cache" / "companions").iterdir()
+    assert sorted(p.name for p in companions.iterdir()) == [
+        "human_exp_V2",
+        "real_human_user",
+        "user_profiling",
+    ]
+    (extracted,) = (tmp_path / "cache" / "extracted").iterdir()
+    assert "real_human_user" not in {p.name for p in extracted.iterdir()}  # the release entry is as before
