@@ -81,6 +81,14 @@ def human_lines(corpus: Path) -> list[dict]:
     return _memo[key]
 
 
+def remember_human(corpus: Path, conversations: list[dict]) -> None:
+    """Hand over the parsed lines of ``human_conversations.jsonl`` just written (staging)."""
+    path = Path(corpus) / HUMAN_CONVERSATIONS
+    stat = path.stat()
+    _memo.clear()
+    _memo[(str(path.resolve()), stat.st_size, stat.st_mtime_ns)] = conversations
+
+
 def _cut(keys: list[int], seed: int, by: str) -> Splitter:
     arr = np.sort(np.frombuffer(array("Q", keys), dtype=np.uint64))
     n_train, n_val, _ = split_sizes(len(arr))

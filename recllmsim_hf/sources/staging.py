@@ -68,18 +68,22 @@ def _human_reader(source, problems: list[Problem]):
 def _read_human(human, profiles: dict, problems: list[Problem], progress: bool, out: Path | None = None):
     """Read every human conversation (into ``out/human_conversations.jsonl`` when given) and check
     the synthetic ``profiles`` against the vocabulary; returns the number of conversations."""
+    from recllmsim_hf.dataset.human_configs import remember_human
     from recllmsim_hf.sources.profiles import check_synthetic
 
-    n = 0
+    n, parsed = 0, []
     f = open(out / HUMAN_CONVERSATIONS, "w", encoding="utf-8") if out is not None and human.files else None
     try:
         for conv in track(human.conversations(), len(human.files), "reading human studies", progress):
             if f is not None:
-                f.write(dumps(conv) + "\n")
+                parsed.append(conv.model_dump(mode="json"))
+                f.write(dumps(parsed[-1]) + "\n")
             n += 1
     finally:
         if f is not None:
             f.close()
+    if f is not None and not problems:  # the build's passes start from these, not from re-parsing
+        remember_human(out, parsed)
     if human.vocabulary is not None:
         for profile in profiles.values():
             where = f"LLM_agent_user (profile {profile.profile_id})"
