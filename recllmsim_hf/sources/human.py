@@ -54,6 +54,8 @@ from recllmsim_hf.human_schema import (
 )
 from recllmsim_hf.sources.profiles import Vocabulary, map_profile, read_vocabulary, reporter
 
+# Conversation files of each study in the pinned release archive (commit d680f2f9).
+PINNED_HUMAN_FILES: dict[str, int] = {"real_human_user": 291, "human_exp_V2": 1833}
 _MODELLED = {"chat_model", "history", "task_context", "task_type", "profile", "questionnaire", *STRATEGIES}
 _TURN_MODELLED = {"role", "content", "intent", "hallucination", "satisfaction", "reason"}
 _QUESTIONS = {q.summary: q for q in QUESTIONNAIRE}

@@ -35,7 +35,7 @@ from recllmsim_hf.corpus import (
     write_jsonl,
 )
 from recllmsim_hf.dataset.configs import MEMO_MAX_BYTES, remember
-from recllmsim_hf.errors import Problem, ValidationFailed
+from recllmsim_hf.errors import InputError, Problem, ValidationFailed
 from recllmsim_hf.schema import RELEASE_IMPORTER, TASKS, Manifest
 
 
@@ -55,14 +55,30 @@ def _release_root(source, progress: bool) -> Path:
 def _human_reader(source, problems: list[Problem]):
     """The reader of the source's human studies and profile vocabulary, or None if it has neither
     (call after :func:`_release_root`, which fetched and verified the source)."""
-    from recllmsim_hf.sources.download import resolve_tree
+    from recllmsim_hf.sources.download import DEFAULT_RELEASE_URL, resolve_tree
     from recllmsim_hf.sources.human import HumanReader, study_folders
     from recllmsim_hf.sources.profiles import VOCABULARY_FILE
 
     tree = resolve_tree(source)
+    if source is None or str(source) == DEFAULT_RELEASE_URL:  # the pinned archive's content is known
+        check_pinned_human(tree)
     if tree is None or not (study_folders(tree) or (tree / VOCABULARY_FILE).is_file()):
         return None
     return HumanReader(tree, problems)
+
+
+def check_pinned_human(tree: Path | None) -> None:
+    """The pinned archive must hold both human studies with their known file counts and the vocabulary."""
+    from recllmsim_hf.sources.download import DEFAULT_RELEASE_URL
+    from recllmsim_hf.sources.human import PINNED_HUMAN_FILES, human_files, study_folders
+    from recllmsim_hf.sources.profiles import VOCABULARY_FILE
+
+    found = {study: len(human_files(folder)) for study, folder in study_folders(tree).items()}
+    if found != PINNED_HUMAN_FILES or tree is None or not (tree / VOCABULARY_FILE).is_file():
+        raise InputError(
+            f"{DEFAULT_RELEASE_URL}: expected the human studies {PINNED_HUMAN_FILES} and "
+            f"{VOCABULARY_FILE}, but found {found}; delete the cached download and run again"
+        )
 
 
 def _read_human(human, profiles: dict, problems: list[Problem], progress: bool, out: Path | None = None):
