@@ -156,7 +156,10 @@ def _synthetic_people(corpus: Path) -> dict[str, dict]:
 def profile_splitter(corpus: Path, seed: int) -> PersonSplitter:
     """The person-level 8:1:1 cuts of ``profile_identification`` (see the module docstring)."""
     people = _synthetic_people(corpus)
-    groups: dict[str, list[str]] = {SYNTHETIC: [p["person"] for p in people.values()]}
+    # the people with a conversation in the dataset (a corpus may hold unused profiles)
+    groups: dict[str, list[str]] = {
+        SYNTHETIC: [people[c["profile_id"]]["person"] for c in iter_conversations(corpus)]
+    }
     for conv in human_lines(corpus):
         groups.setdefault(conv["study"], []).append(conv["user_id"])
     return PersonSplitter(groups, seed)
