@@ -1,7 +1,7 @@
 """Rows of the four human-study configs, computed from a staged corpus, and their seeded splits.
 
-The corpus holds ``human_conversations.jsonl`` (one :class:`~recllmsim_hf.schema.HumanConversation`
-a line), ``human_people.jsonl`` (one :class:`~recllmsim_hf.schema.Person` a line) and
+The corpus holds ``human_conversations.jsonl`` (one :class:`~recllmsim_hf.human_schema.HumanConversation`
+a line), ``human_people.jsonl`` (one :class:`~recllmsim_hf.human_schema.Person` a line) and
 ``profile_vocabulary.json`` (attribute -> [[Chinese, English], ...] from the release's
 ``user_profiling/desc_translated.json``); a corpus without them has none of these configs.
 
