@@ -271,7 +271,7 @@ def test_validate_lists_every_problem_of_both_studies(tmp_path):
         "human_exp_V2/User_0/旅行规划/0.json: profile.personality: not a value of personality in "
         "user_profiling/desc_translated.json, but got '暴躁'",
     ]
-    assert "4 problem(s) in 23 file(s), 15 conversation(s) read" in result.stderr
+    assert "4 problem(s) in 23 file(s), 15 conversation(s) read, 5 of real people" in result.stderr
 
 
 def test_fixture_maps_every_field(tmp_path):
