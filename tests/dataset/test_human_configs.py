@@ -154,6 +154,7 @@ def test_card_describes_each_new_config(built_release):
     assert "| Memorization | `memorization` |" in text and "否 = 1, 是 = 0" in text
     assert "| Evaluation | 评估 | 178 | 18 | 16 |" in text
     assert "**Limitations of the human data.**" in text
+    assert "- **Splits:** 8:1:1 by utterance, the unit and seeded rule of `intent_utterances`" in text
     assert "- crowdsourced" in text.split("---")[1]
 
 
@@ -243,6 +244,8 @@ def test_fixture_rows(fixture_builds):
     assert human["occupation"] == [0] and human["other_aspects"] == [1]
     for name in HUMAN_TABLES:
         assert datasets.load_dataset(str(folder), name)
+    card = (Path(fixture_builds["by_conversation"]) / "README.md").read_text(encoding="utf-8")
+    assert "- **Splits:** 8:1:1 by conversation, the unit" in card
 
 
 def test_corpus_vocabulary_is_in_release_order(tmp_path):
