@@ -67,6 +67,26 @@ def _human_reader(source, problems: list[Problem]):
     return HumanReader(tree, problems)
 
 
+def source_vocabulary(source) -> dict[str, list[str]] | None:
+    """The profile vocabulary (attribute -> English names) of a release source, None without one.
+
+    For the builder's features before anything is staged; a bad vocabulary raises
+    :class:`ValidationFailed` as staging would.
+    """
+    from recllmsim_hf.sources.download import resolve_tree
+    from recllmsim_hf.sources.profiles import VOCABULARY_FILE, read_vocabulary
+
+    _release_root(source, progress=False)
+    tree = resolve_tree(source)
+    if tree is None or not (tree / VOCABULARY_FILE).is_file():
+        return None
+    problems: list[Problem] = []
+    vocabulary = read_vocabulary(tree, problems)
+    if problems:
+        raise ValidationFailed(problems)
+    return {name: list(values.values()) for name, values in vocabulary.items()}
+
+
 def check_pinned_human(tree: Path | None) -> None:
     """The pinned archive must hold both human studies with their known file counts and the vocabulary."""
     from recllmsim_hf.sources.download import DEFAULT_RELEASE_URL

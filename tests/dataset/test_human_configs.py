@@ -271,3 +271,16 @@ def test_context_is_the_nearest_assistant_turn(tmp_path):
         if r["conversation_id"] == "real_human_user-User_1-preparing_gifts-5"
     }
     assert got == {0: "", 2: "助手的回答0", 3: "助手的回答0", 5: "助手的回答1"}
+
+
+def test_builder_reads_a_release_source_directly(tmp_path):
+    """The builder's features of profile_identification come from the release before anything is staged."""
+    from recllmsim_hf.loading_script.recllmsim import RecLLMSim
+
+    root = make_full_release(tmp_path / "rel", more_v2_users=10)
+    builder = RecLLMSim(config_name="profile_identification", source=str(root), cache_dir=str(tmp_path / "c"))
+    assert builder.info.features["occupation"].feature.names == ["Student", "Engineer", "Others"]
+    builder.download_and_prepare()
+    ds = builder.as_dataset()
+    assert sum(ds[s].num_rows for s in SPLIT3) == 15 + 17
+    assert set(ds["test"]["source"]) == {1}  # 2 synthetic people: all in train (8:1:1 of 2)
