@@ -284,3 +284,16 @@ def test_builder_reads_a_release_source_directly(tmp_path):
     ds = builder.as_dataset()
     assert sum(ds[s].num_rows for s in SPLIT3) == 15 + 17
     assert set(ds["test"]["source"]) == {1}  # 2 synthetic people: all in train (8:1:1 of 2)
+
+
+def test_the_five_configs_are_the_same_with_or_without_the_human_studies(tmp_path):
+    from release_fixture import make_release
+
+    from recllmsim_hf.features import TABLES
+
+    full = Path(build_dataset(make_full_release(tmp_path / "full"), tmp_path / "a", progress=False)["out"])
+    only = Path(build_dataset(make_release(tmp_path / "only"), tmp_path / "b", progress=False)["out"])
+    for table in TABLES:
+        for path in sorted((only / table).glob("*.parquet")):
+            assert pq.read_table(path).equals(pq.read_table(full / table / path.name)), path
+    assert sorted(p.name for p in only.iterdir() if p.is_dir()) == sorted(TABLES)
