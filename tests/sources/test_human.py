@@ -220,6 +220,12 @@ BAD = [
     ),
     (R0, _set(["task_type"], "菜谱规划"), r"task_type: differs from its folder '旅行规划'"),
     (V0, _set(["chat_model"], 4), r"chat_model: must be a string"),
+    # values of the wrong type are problems too, not crashes
+    (R0, _set(["history", 2, "intent"], [["规划"]]), r"history\[2\]\.intent: unknown.*got \['规划'\]$"),
+    (V0, _set(["history", 3, "hallucination"], {"否": 1}), r"history\[3\]\.hallucination: must be one of"),
+    (V0, _set(["profile", "gender"], ["Male"]), r"profile\.gender: must be one of"),
+    (V0, _set(["profile", "background"], {"a": 1}), r"profile\.background: unknown background"),
+    (V0, _set(["task_context"], None), r"scenario_zh: Input should be a valid string"),
 ]
 
 
