@@ -76,9 +76,12 @@ def validate(
     else:
         for p in problems:
             typer.echo(str(p))
+        human = (
+            f", {counts['human_conversations']} of real people" if counts.get("human_conversations") else ""
+        )
         typer.echo(
             f"{len(problems)} problem(s) in {counts.get('files', 0)} file(s), "
-            f"{counts.get('conversations', 0)} conversation(s) read",
+            f"{counts.get('conversations', 0)} conversation(s) read{human}",
             err=bool(problems),
         )
     if problems:
@@ -92,9 +95,10 @@ def _print_summary(summary: dict, json_out: bool) -> None:
         typer.echo(json.dumps(summary, indent=2, sort_keys=True))
         return
     typer.echo(f"built {summary['out']}")
+    width = max([20, *map(len, summary["configs"])])
     for config, splits in summary["configs"].items():
         sizes = ", ".join(f"{split} {n:,}" for split, n in splits.items())
-        typer.echo(f"  {config:<20} {sizes}")
+        typer.echo(f"  {config:<{width}} {sizes}")
 
 
 def _register_subcommands() -> None:

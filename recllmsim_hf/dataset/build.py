@@ -9,6 +9,8 @@ Layout of the output folder (what ``load_dataset`` and ``push-to-hub`` read)::
       intent_utterances/{train,validation,test}-00000-of-00001.parquet
       hallucinations/train-00000-of-00001.parquet
       quality_scores/train-00000-of-00001.parquet
+      human_conversations/, human_profiles/,     the human-study configs, when the source
+      human_intent_utterances/, profile_identification/   holds the human studies
 
 The build is atomic: everything is written into a hidden sibling folder, which
 replaces OUT only when all of it succeeded. On any failure OUT is left exactly
@@ -64,10 +66,12 @@ def build_dataset(
     split_by: str = "utterance",
     progress: bool = True,
 ) -> dict:
-    """Build all five configs of ``source`` into ``out``; returns a summary with split sizes."""
+    """Build all configs of ``source`` into ``out`` (the five synthetic ones, and the human-study
+    ones when the source has them); returns a summary with split sizes."""
     import datasets
 
     from recllmsim_hf.dataset.card import write_card
+    from recllmsim_hf.dataset.human_configs import human_tables
     from recllmsim_hf.loading_script.recllmsim import RecLLMSim
     from recllmsim_hf.sources.staging import stage_source, track
 
@@ -82,8 +86,9 @@ def build_dataset(
         infos: dict[str, datasets.DatasetInfo] = {}
         summary = {"out": str(out), "source": _describe_source(source), "seed": seed, "split_by": split_by}
         summary["configs"] = {}
+        tables = [*TABLES, *human_tables(staged)]
         for table in track(
-            TABLES, len(TABLES), "building configs", progress, describe=lambda t: f"building {t}"
+            tables, len(tables), "building configs", progress, describe=lambda t: f"building {t}"
         ):
             builder = RecLLMSim(
                 config_name=table,

@@ -4,6 +4,9 @@ A source is one of: a corpus folder (``conversations.jsonl`` + friends), a
 release folder, a release ``.zip`` / ``.tar.gz``, an archive URL, or None for
 the pinned release archive. Releases are *staged*: mapped once into a corpus
 folder (``recllmsim_hf.sources.release``), so every later step reads one format.
+When the release tree also holds the human studies and ``user_profiling/``
+(``recllmsim_hf.sources.human``), they are staged beside it (``human_*.jsonl``,
+``profile_vocabulary.json``); a source with only ``LLM_agent_user/`` stages as before.
 
 Example:
     >>> corpus = stage_source("../shared/data/recllmsim-release", "/tmp/staged")  # doctest: +SKIP
@@ -13,13 +16,17 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
 
 from recllmsim_hf.corpus import (
     CONVERSATIONS,
+    HUMAN_CONVERSATIONS,
     MANIFEST,
+    PEOPLE,
+    PROFILE_VOCABULARY,
     PROFILES,
     SCENARIOS,
     Corpus,
@@ -28,7 +35,7 @@ from recllmsim_hf.corpus import (
     write_jsonl,
 )
 from recllmsim_hf.dataset.configs import MEMO_MAX_BYTES, remember
-from recllmsim_hf.errors import Problem, ValidationFailed
+from recllmsim_hf.errors import InputError, Problem, ValidationFailed
 from recllmsim_hf.schema import RELEASE_IMPORTER, TASKS, Manifest
 
 
@@ -45,6 +52,88 @@ def _release_root(source, progress: bool) -> Path:
     return resolve_release(source, expected_files=RELEASE_FILE_COUNT if pinned else None, progress=progress)
 
 
+def _human_reader(source, problems: list[Problem]):
+    """The reader of the source's human studies and profile vocabulary, or None if it has neither
+    (call after :func:`_release_root`, which fetched and verified the source)."""
+    from recllmsim_hf.sources.download import DEFAULT_RELEASE_URL, resolve_tree
+    from recllmsim_hf.sources.human import HumanReader, study_folders
+    from recllmsim_hf.sources.profiles import VOCABULARY_FILE
+
+    tree = resolve_tree(source)
+    if source is None or str(source) == DEFAULT_RELEASE_URL:  # the pinned archive's content is known
+        check_pinned_human(tree)
+    if tree is None or not (study_folders(tree) or (tree / VOCABULARY_FILE).is_file()):
+        return None
+    return HumanReader(tree, problems)
+
+
+def source_vocabulary(source) -> dict[str, list[str]] | None:
+    """The profile vocabulary (attribute -> English names) of a release source, None without one.
+
+    For the builder's features before anything is staged; a bad vocabulary raises
+    :class:`ValidationFailed` as staging would.
+    """
+    from recllmsim_hf.sources.download import resolve_tree
+    from recllmsim_hf.sources.profiles import VOCABULARY_FILE, read_vocabulary
+
+    _release_root(source, progress=False)
+    tree = resolve_tree(source)
+    if tree is None or not (tree / VOCABULARY_FILE).is_file():
+        return None
+    problems: list[Problem] = []
+    vocabulary = read_vocabulary(tree, problems)
+    if problems:
+        raise ValidationFailed(problems)
+    return {name: list(values.values()) for name, values in vocabulary.items()}
+
+
+def check_pinned_human(tree: Path | None) -> None:
+    """The pinned archive must hold both human studies with their known file counts and the vocabulary."""
+    from recllmsim_hf.sources.download import DEFAULT_RELEASE_URL
+    from recllmsim_hf.sources.human import PINNED_HUMAN_FILES, human_files, study_folders
+    from recllmsim_hf.sources.profiles import VOCABULARY_FILE
+
+    found = {study: len(human_files(folder)) for study, folder in study_folders(tree).items()}
+    if found != PINNED_HUMAN_FILES or tree is None or not (tree / VOCABULARY_FILE).is_file():
+        raise InputError(
+            f"{DEFAULT_RELEASE_URL}: expected the human studies {PINNED_HUMAN_FILES} and "
+            f"{VOCABULARY_FILE}, but found {found}; delete the cached download and run again"
+        )
+
+
+def _read_human(human, profiles: dict, problems: list[Problem], progress: bool, out: Path | None = None):
+    """Read every human conversation (into ``out/human_conversations.jsonl`` when given) and check
+    the synthetic ``profiles`` against the vocabulary; returns the number of conversations."""
+    from recllmsim_hf.dataset.human_configs import remember_human
+    from recllmsim_hf.sources.profiles import check_synthetic
+
+    n, parsed = 0, []
+    f = open(out / HUMAN_CONVERSATIONS, "w", encoding="utf-8") if out is not None and human.files else None
+    try:
+        for conv in track(human.conversations(), len(human.files), "reading human studies", progress):
+            if f is not None:
+                parsed.append(conv.model_dump(mode="json"))
+                f.write(dumps(parsed[-1]) + "\n")
+            n += 1
+    finally:
+        if f is not None:
+            f.close()
+    if f is not None and not problems:  # the build's passes start from these, not from re-parsing
+        remember_human(out, parsed)
+    if human.vocabulary is not None:
+        for profile in profiles.values():
+            where = f"LLM_agent_user (profile {profile.profile_id})"
+            check_synthetic(profile, human.vocabulary, where, problems)
+    return n
+
+
+def _write_human(human, out: Path) -> None:
+    if human.files:
+        write_jsonl(out / PEOPLE, human.people.values())
+    pairs = {name: [[zh, en] for zh, en in values.items()] for name, values in human.vocabulary.items()}
+    atomic_write_text(out / PROFILE_VOCABULARY, json.dumps(pairs, ensure_ascii=False, indent=1) + "\n")
+
+
 def stage_source(source: str | os.PathLike | None, workdir: str | os.PathLike, progress: bool = True) -> Path:
     """Validate ``source`` completely and return a corpus folder for it.
 
@@ -58,12 +147,15 @@ def stage_source(source: str | os.PathLike | None, workdir: str | os.PathLike, p
         corpus = Corpus(source, problems)
         for _ in corpus.iter_conversations():
             pass
+        for _ in corpus.iter_human():
+            pass
         if problems:
             raise ValidationFailed(problems)
         return Path(source)
     from recllmsim_hf.sources.release import ReleaseReader
 
     reader = ReleaseReader(_release_root(source, progress), problems)
+    human = _human_reader(source, problems)
     out = Path(workdir)
     if out.exists():
         shutil.rmtree(out)
@@ -80,6 +172,7 @@ def stage_source(source: str | os.PathLike | None, workdir: str | os.PathLike, p
                 parsed.append(data)
             else:
                 parsed = None
+    n_human = _read_human(human, reader.profiles, problems, progress, out) if human is not None else 0
     if problems:
         shutil.rmtree(out)
         raise ValidationFailed(problems)
@@ -88,12 +181,19 @@ def stage_source(source: str | os.PathLike | None, workdir: str | os.PathLike, p
     # profiles and scenarios are complete only once every file was read
     write_jsonl(out / PROFILES, reader.profiles.values())
     write_jsonl(out / SCENARIOS, reader.scenarios.values())
+    counts = {"profiles": len(reader.profiles), "scenarios": len(reader.scenarios), "conversations": n}
+    what = "LLM_agent_user"
+    if human is not None:
+        _write_human(human, out)
+        if human.files:
+            counts |= {"human_conversations": n_human, "human_people": len(human.people)}
+            what += ", real_human_user, human_exp_V2"
     manifest = Manifest(
         name="RecLLMSim release",
-        description="The RecLLMSim release (LLM_agent_user), mapped by the recllmsim release importer",
+        description=f"The RecLLMSim release ({what}), mapped by the recllmsim release importer",
         created_by=RELEASE_IMPORTER,
         tasks=list(TASKS),
-        counts={"profiles": len(reader.profiles), "scenarios": len(reader.scenarios), "conversations": n},
+        counts=counts,
     )
     atomic_write_text(out / MANIFEST, manifest.model_dump_json(indent=2) + "\n")
     return out
@@ -107,12 +207,18 @@ def validate_source(source: str | os.PathLike | None) -> tuple[list[Problem], di
         corpus = Corpus(source, problems)
         counts["files"] = sum(1 for p in Path(source).iterdir() if p.suffix in (".jsonl", ".json"))
         counts["conversations"] = sum(1 for _ in corpus.iter_conversations())
+        if n_human := sum(1 for _ in corpus.iter_human()):
+            counts["human_conversations"] = n_human
         return problems, counts
     from recllmsim_hf.sources.release import ReleaseReader
 
     reader = ReleaseReader(_release_root(source, True), problems)
     counts["files"] = len(reader.files)
     counts["conversations"] = sum(1 for _ in reader.conversations())
+    human = _human_reader(source, problems)
+    if human is not None:
+        counts["files"] += len(human.files) + 1  # and the vocabulary
+        counts["human_conversations"] = _read_human(human, reader.profiles, problems, False)
     return problems, counts
 
 
