@@ -140,7 +140,17 @@ def _quality(path: Path) -> tuple[dict, dict]:
     distribution = {}
     for metric, (name, top) in RATING_METRICS.items():
         counts = Counter(v for v in table[metric] if v is not None)
-        distribution[metric] = {"name": name, "counts": {str(s): counts.get(s, 0) for s in range(top + 1)}}
+        by_task: dict[str, dict[str, int]] = {}
+        for task_id, task in enumerate(tasks):
+            of_task = Counter(v for t, v in zip(table["task"], table[metric], strict=True) if t == task_id)
+            of_task.pop(None, None)
+            if of_task:
+                by_task[task] = {str(s): of_task.get(s, 0) for s in range(top + 1)}
+        distribution[metric] = {
+            "name": name,
+            "counts": {str(s): counts.get(s, 0) for s in range(top + 1)},
+            "by_task": by_task,  # rated conversations only; a task nobody rated on it is left out
+        }
     return {"metrics": {m: name for m, (name, _) in RATING_METRICS.items()}, "rows": rows}, distribution
 
 
@@ -168,23 +178,20 @@ def _hallucinations(path: Path) -> dict:
     return {"count": sum(1 for f in flags if f), "annotated_replies": len(flags)}
 
 
-def _phrase(text: str) -> str:
-    return " ".join(text.lower().split()).strip(" .;,")
-
-
 def _phrases(path: Path, top: int) -> dict:
+    """The top preference phrases per task, by the rules of :mod:`recllmsim_hf.analysis.phrases`."""
+    from recllmsim_hf.analysis.phrases import top_phrases
+
     tasks = class_names(path, "conversations", "task")
-    conv = read_table(path, "conversations", columns=["task", "preference_summary"]).to_pydict()
-    per_task: dict[str, Counter] = {}
-    for task_id, phrases in zip(conv["task"], conv["preference_summary"], strict=True):
-        counter = per_task.setdefault(tasks[task_id], Counter())
-        counter.update({p for p in map(_phrase, phrases or []) if p})  # once per conversation
-    # ties broken alphabetically so the list is the same on every run
-    return {
-        task: [[p, n] for p, n in sorted(per_task[task].items(), key=lambda kv: (-kv[1], kv[0]))[:top]]
-        for task in tasks
-        if task in per_task
-    }
+    conv = read_table(path, "conversations", columns=["task", "preference_summary", "turns"])
+    rows = zip(
+        conv.column("task").to_pylist(),
+        conv.column("preference_summary").to_pylist(),
+        conv.column("turns").to_pylist(),
+        strict=True,
+    )
+    found = top_phrases(((tasks[t], summ, [x["content"] for x in turns]) for t, summ, turns in rows), top)
+    return {task: found[task] for task in tasks if task in found}
 
 
 def compute_stats(path: str | os.PathLike, top_phrases: int = DEFAULT_TOP_PHRASES) -> dict:
@@ -259,12 +266,20 @@ def render_text(stats: dict) -> str:
 
 
 def run_stats(
-    path: str | os.PathLike, plots: str | os.PathLike | None = None, top_phrases: int = DEFAULT_TOP_PHRASES
+    path: str | os.PathLike,
+    plots: str | os.PathLike | None = None,
+    top_phrases: int = DEFAULT_TOP_PHRASES,
+    width: str = "page",
 ) -> dict:
-    """:func:`compute_stats`, plus the figures written into ``plots`` (listed under ``"figures"``)."""
+    """:func:`compute_stats`, plus the figures written into ``plots`` (listed under ``"figures"``),
+    ``width`` ``"column"`` (3.3 in) or ``"page"`` (6.9 in) wide."""
+    if plots is not None:
+        from recllmsim_hf.analysis.figure_style import check_width
+
+        check_width(width)  # before the work, not after it
     result = compute_stats(path, top_phrases)
     if plots is not None:
         from recllmsim_hf.analysis.figures import write_figures
 
-        result["figures"] = [str(p) for p in write_figures(result, plots)]
+        result["figures"] = [str(p) for p in write_figures(result, plots, width=width)]
     return result
