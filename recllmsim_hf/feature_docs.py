@@ -76,6 +76,7 @@ FIELDS: dict[str, dict[str, str]] = {
         "source_file": "The release file it came from (`<task folder>/<n>.json`); null when generated.",
     },
     "profiles": {
+        "profile_id": "Id of the profile (what `profile_id` of the other configs refers to).",
         "text": "The profile text the user simulator was shown, in English.",
         "text_zh": "The profile text in Chinese; null when not translated.",
         **_profile_docs(),

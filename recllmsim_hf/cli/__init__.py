@@ -43,13 +43,27 @@ def build(
     split_by: SplitBy = typer.Option(
         SplitBy.utterance, "--split-by", help="Split unit of the intent config."
     ),
+    name: str = typer.Option(
+        None, "--name", help="Short name of the dataset [default: recllmsim, or the corpus name]."
+    ),
+    pretty_name: str = typer.Option(
+        None, "--pretty-name", metavar="TITLE", help="Title of the card [default: the source's]."
+    ),
+    license_id: str = typer.Option(
+        None, "--license", metavar="ID", help="Hub license id [default: apache-2.0 (release), unknown]."
+    ),
+    citation: Path = typer.Option(
+        None, "--citation", metavar="FILE", help="BibTeX file citing the dataset (RecLLMSim is credited too)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print a machine-readable summary."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
     """Build parquet shards for all five configs plus a dataset card into OUT."""
     from recllmsim_hf.dataset.build import build_dataset
+    from recllmsim_hf.dataset.card_settings import CardSettings
 
-    summary = build_dataset(source, out, seed=seed, split_by=split_by.value, progress=not quiet)
+    card = CardSettings.from_options(name, pretty_name, license_id, citation)
+    summary = build_dataset(source, out, seed=seed, split_by=split_by.value, progress=not quiet, card=card)
     _print_summary(summary, json_out)
 
 
