@@ -178,10 +178,16 @@ def _push(
     check: BuildCheck, repo_id: str, plan: dict, token: str, endpoint, ctx: dict, progress: bool
 ) -> dict:
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, RepoFile
-    from huggingface_hub.utils import disable_progress_bars
+    from huggingface_hub.utils import disable_progress_bars, logging
 
-    if not progress:
-        disable_progress_bars()
+    # the progress display and the messages are the project's own: no tqdm bars from the
+    # upload, and with -q not even huggingface_hub's warnings ("No files have been modified ...",
+    # which the CLI reports as "the repo already holds this build")
+    disable_progress_bars()
+    if progress:
+        logging.set_verbosity_warning()
+    else:
+        logging.set_verbosity_error()
     api = HfApi(endpoint=endpoint, token=token, library_name="recllmsim")
     ctx["step"] = "checking the token"
     me = api.whoami(token=token)
@@ -215,16 +221,18 @@ def _push(
     ]
     operations += [CommitOperationDelete(path) for path in deleted]
     ctx["step"] = "uploading and committing"
-    info = api.create_commit(
-        repo_id,
-        operations,
-        commit_message=plan["commit_message"],
-        repo_type=REPO_TYPE,
-        revision=revision,
-        create_pr=plan["create_pr"],
-        # deletions were listed at this commit: a push landing in between fails (412) instead of mixing
-        parent_commit=before.sha,
-    )
+    size = sum(expected.values())
+    with _status(f"uploading {len(expected)} files ({size / 1e6:,.1f} MB) to {repo_id}", progress):
+        info = api.create_commit(
+            repo_id,
+            operations,
+            commit_message=plan["commit_message"],
+            repo_type=REPO_TYPE,
+            revision=revision,
+            create_pr=plan["create_pr"],
+            # deletions were listed at this commit: a push landing in between fails (412) instead of mixing
+            parent_commit=before.sha,
+        )
     ctx["step"] = "checking the remote files"
     after = {
         f.path: f.size
@@ -352,15 +360,19 @@ def _hub_errors(repo_id: str, token: str, endpoint: str | None) -> Iterator[dict
 
 
 def _progress(items: list, label: str, enabled: bool):
-    if not enabled:
-        yield from items
-        return
-    from rich.console import Console
-    from rich.progress import Progress
+    from recllmsim_hf.sources.staging import track
 
-    with Progress(transient=True, console=Console(stderr=True)) as bar:
-        task = bar.add_task(label, total=len(items))
-        for item in items:
-            bar.update(task, description=f"{label}: {item}")
-            yield item
-            bar.advance(task)
+    yield from track(items, len(items), label, enabled, describe=lambda item: f"{label}: {item}")
+
+
+@contextmanager
+def _status(text: str, enabled: bool) -> Iterator[None]:
+    """A spinner with ``text`` on stderr while a step runs (a terminal only, like every bar here)."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if not enabled or not console.is_terminal:
+        yield
+        return
+    with console.status(text):
+        yield

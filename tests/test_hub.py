@@ -328,3 +328,14 @@ def test_broken_builds_are_refused(tiny_build, tmp_path):
     assert "no README.md" in messages["no card"]
     sizes = check_build(tiny_build).sizes
     assert sizes == _card_sizes(tiny_build) and list(sizes) == list(CONFIG_NAMES)
+
+
+def test_quiet_push_prints_only_the_projects_own_lines(hub, tiny_build, tmp_path):
+    first = _cli(hub, tmp_path / "home", tiny_build, "me/quiet")  # _cli passes -q
+    assert first.returncode == 0, first.stderr
+    assert first.stderr == ""
+    assert first.stdout.splitlines()[-1].startswith(f"{hub.url}/datasets/me/quiet/commit/")
+    again = _cli(hub, tmp_path / "home", tiny_build, "me/quiet")
+    assert again.returncode == 0, again.stderr
+    # huggingface_hub's own "No files have been modified since last commit..." stays silent
+    assert again.stderr == "the repo already holds this build: no new commit\n"

@@ -223,6 +223,15 @@ _SHORT = {
 }
 
 
+def _num(value, digits: int = 2) -> str | None:
+    """One format for every number of a table: counts ``1,856``, means with fixed ``digits``."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:,.{digits}f}"
+
+
 def _grid(header: list[str], rows: list[list]) -> list[str]:
     cells = [header] + [["-" if v is None else str(v) for v in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
@@ -242,13 +251,24 @@ def render_text(stats: dict) -> str:
     for name in ("raw", "filtered"):
         r = t1[name] or {}
         rows.append(
-            [name, r.get("scenarios"), r.get("conversations"), r.get("avg_utterances"), r.get("avg_tokens")]
+            [
+                name,
+                *map(
+                    _num,
+                    (
+                        r.get("scenarios"),
+                        r.get("conversations"),
+                        r.get("avg_utterances"),
+                        r.get("avg_tokens"),
+                    ),
+                ),
+            ]
         )
     out += _grid(["", "#scenarios", "#conv.", "avg #utt.", "avg #tokens"], rows)
     out += [f"  ({t1['note']})", "", "Table 2. Mean quality score per task"]
     metrics = list(stats["table2"]["metrics"])
     rows = [
-        [r["task"], r["conversations"]] + [None if r[m] is None else f"{r[m]:.3f}" for m in metrics]
+        [r["task"], _num(r["conversations"])] + [_num(r[m], 3) for m in metrics]
         for r in stats["table2"]["rows"]
     ]
     out += _grid(["task", "#conv."] + [_SHORT.get(m, m) for m in metrics], rows)
@@ -256,12 +276,14 @@ def render_text(stats: dict) -> str:
     t3 = stats["table3"]
     names = list(t3["labels"])
     rows = [
-        [s["split"], s["samples"], s["avg_tokens"]] + [s["labels"][n] for n in names] for s in t3["splits"]
+        [s["split"], _num(s["samples"]), _num(s["avg_tokens"])] + [_num(s["labels"][n]) for n in names]
+        for s in t3["splits"]
     ]
-    rows.append(["total", sum(s["samples"] for s in t3["splits"]), None] + [t3["labels"][n] for n in names])
+    total = sum(s["samples"] for s in t3["splits"])
+    rows.append(["total", _num(total), None] + [_num(t3["labels"][n]) for n in names])
     out += _grid(["split", "#samples", "avg #tokens"] + names, rows)
     h = stats["hallucinations"]
-    out += ["", f"Hallucinations: {h['count']} of {h['annotated_replies']} annotated assistant replies"]
+    out += ["", f"Hallucinations: {h['count']:,} of {h['annotated_replies']:,} annotated assistant replies"]
     return "\n".join(out) + "\n"
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 
+from recllmsim_hf.cli.help import OrderedGroup
 from recllmsim_hf.errors import InputError
 from recllmsim_hf.generation.llm import options as o
 
@@ -23,7 +24,11 @@ class FigureWidth(StrEnum):
     page = "page"
 
 
-baseline_app = typer.Typer(help="Baselines on a built dataset.", no_args_is_help=True)
+baseline_app = typer.Typer(
+    cls=OrderedGroup,
+    help="Train and score intent-detection baselines on a build (the paper's Table 4, ours, LLMs).",
+    no_args_is_help=True,
+)
 
 
 def stats(
@@ -37,7 +42,7 @@ def stats(
     ),
     top: int = typer.Option(15, "--top", min=1, help="Preference phrases per task in the figure and JSON."),
 ) -> None:
-    """Print the paper's Tables 1-3 and the hallucination count of a built dataset; --plots draws Fig. 5/6."""
+    """Print the paper's Tables 1-3 and the hallucination count of a build; --plots draws Figures 5 and 6."""
     from recllmsim_hf.analysis.stats import render_text, run_stats
 
     result = run_stats(folder, plots=plots, top_phrases=top, width=width.value)

@@ -10,7 +10,7 @@ import pytest
 from tiny_corpus import write_tiny_corpus
 
 from recllmsim_hf.analysis import figures
-from recllmsim_hf.analysis.stats import class_names, compute_stats, count_tokens
+from recllmsim_hf.analysis.stats import class_names, compute_stats, count_tokens, render_text
 from recllmsim_hf.errors import InputError
 
 RECLLMSIM = str(Path(sys.executable).parent / "recllmsim")
@@ -152,7 +152,14 @@ def test_cli_stats_bad_width_is_one_line(built_release, tmp_path):
 def test_cli_stats_text(built_release):
     out = run("stats", str(built_release))
     assert out.returncode == 0, out.stderr
-    assert "Hallucinations: 39 of 7103 annotated assistant replies" in out.stdout
+    assert "Hallucinations: 39 of 7,103 annotated assistant replies" in out.stdout
+    # one format per column: counts with thousands separators, means with fixed decimals
+    assert next(x for x in out.stdout.splitlines() if x.startswith("filtered")).split() == [
+        "filtered", "22", "1,856", "7.65", "1,475.22",
+    ]  # fmt: skip
+    assert next(x for x in out.stdout.splitlines() if x.startswith("train ")).split()[:3] == [
+        "train", "5,676", "105.55",
+    ]  # fmt: skip
     line = next(x for x in out.stdout.splitlines() if x.startswith("recipe planning"))
     assert line.split()[2:] == ["352", "1.670", "0.389", "1.616", "0.977", "1.830", "1.795", "0.653"]
 
@@ -163,6 +170,8 @@ def test_generated_corpus_counts_only_conversations_that_passed(tmp_path):
     build_dataset(write_tiny_corpus(tmp_path / "corpus"), tmp_path / "built", progress=False)
     s = compute_stats(tmp_path / "built")
     assert s["table1"]["filtered"]["conversations"] == 4
+    assert s["table1"]["filtered"]["avg_utterances"] == 3.5
+    assert "filtered           3       4       3.50        20.00" in render_text(s)  # 3.50, not 3.5
     assert s["table1"]["filter_passed"] == {"true": 4, "false": 0, "null": 0}
     assert s["hallucinations"] == {"count": 2, "annotated_replies": 5}
     rows = {r["task"]: r for r in s["table2"]["rows"]}
