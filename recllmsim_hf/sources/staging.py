@@ -118,7 +118,8 @@ def validate_source(source: str | os.PathLike | None) -> tuple[list[Problem], di
 
 def track(items, total: int, label: str, enabled: bool, describe=None):
     """Yield ``items`` under a transient rich progress bar on stderr (nothing when disabled, or when
-    stderr is no terminal: a log gets no bar residue); ``describe(item)`` relabels the bar."""
+    stderr is no terminal: a transient bar would leave blank lines in a log); ``describe(item)``
+    relabels the bar."""
     from rich.console import Console
 
     console = Console(stderr=True)  # stdout is the command's output (--json): never a bar there
