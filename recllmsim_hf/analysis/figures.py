@@ -57,6 +57,10 @@ def _score_tasks(distribution: dict) -> list[str]:
 
 
 def _score_figure(plt, distribution: dict, width: str = DEFAULT_WIDTH):
+    # a metric nobody rated is left out; one a task's raters skipped says "not rated" in its row
+    distribution = {
+        m: d for m, d in distribution.items() if any(sum(c.values()) for c in d.get("by_task", {}).values())
+    }
     metrics = list(distribution)
     tasks = _score_tasks(distribution)
     if not tasks:
@@ -67,6 +71,7 @@ def _score_figure(plt, distribution: dict, width: str = DEFAULT_WIDTH):
         rows, cols, figsize=(check_width(width), 0.45 + rows * panel_h), squeeze=False, sharey=True,
         layout="constrained",
     )  # fmt: skip
+    fig.get_layout_engine().set(wspace=0.08)  # "100" of one panel clear of the "0" of the next
     labels = [f"{d['name']} (0-{len(d['counts']) - 1})" for d in distribution.values()]
     scores = sorted({s for d in distribution.values() for s in d["counts"]}, key=int)
     flat = list(axes.flat)
@@ -77,6 +82,8 @@ def _score_figure(plt, distribution: dict, width: str = DEFAULT_WIDTH):
             counts = distribution[metric]["by_task"].get(task, {})
             total = sum(counts.values())
             rated = max(rated, total)
+            if not total:
+                ax.text(1, y, "not rated", ha="left", va="center", style="italic")
             left = 0.0
             for score in scores:
                 if score not in counts or not total:

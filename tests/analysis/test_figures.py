@@ -121,3 +121,21 @@ def test_bad_width_and_plots_path(release_stats, tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputError, match=r"exists and is not a folder"):
         figures.write_figures(release_stats, tmp_path / "file")
+
+
+def test_unrated_metrics_are_said_not_drawn_empty(release_stats):
+    import copy
+
+    dist = copy.deepcopy(release_stats["score_distribution"])
+    dist["diversity"]["by_task"].pop("recipe planning")  # the raters of one task skipped it
+    dist["memorization"]["by_task"] = {}  # nobody rated it
+    with figure_context() as plt:
+        fig = figures._score_figure(plt, dist, "page")
+        _assert_print_ready(fig, "page")
+        recipe = fig.axes[2]
+        labels = [t.get_text() for t in recipe.get_yticklabels()]
+        assert len(labels) == 6 and not any(label.startswith("Memorization") for label in labels)
+        notes = [t for t in recipe.texts if t.get_text() == "not rated"]
+        assert len(notes) == 1 and notes[0].get_position()[1] == labels.index("Diversity (0-2)")
+        assert not [t for t in fig.axes[0].texts if t.get_text() == "not rated"]
+        plt.close(fig)
