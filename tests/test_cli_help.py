@@ -94,3 +94,12 @@ def test_build_json_is_one_document_on_stdout(tmp_path):
     assert out.stdout.startswith("{") and out.stdout.endswith("}\n")
     assert json.loads(out.stdout)["configs"]["conversations"]["train"] > 0
     assert out.stderr == ""  # no bar residue when stderr is no terminal
+    for args in (
+        ("validate", str(src), "--json"),
+        ("stats", "ds", "--json"),
+        ("push-to-hub", "ds", "me/x", "--dry-run", "--json"),
+    ):
+        out = run(*args, cwd=tmp_path)
+        assert out.returncode == 0, (args, out.stderr)
+        assert out.stdout.startswith(("{", "[")), args
+        json.loads(out.stdout)  # exactly one document: anything before or after would not parse
