@@ -11,29 +11,35 @@ from pathlib import Path
 
 import typer
 
+from recllmsim_hf.cli.help import OrderedGroup
 from recllmsim_hf.errors import ServiceError
 
 from .llm import options as o
 
 generate_app = typer.Typer(
+    cls=OrderedGroup,
     help="Generate profiles and two-LLM conversations into a corpus folder, and filter them.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
 )
 scenarios_app = typer.Typer(
-    help="The scenario catalog (task templates x variables).",
+    cls=OrderedGroup,
+    help="List the task scenarios of the catalog (templates x variables) that generation uses.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
 )
 
 CATALOG = typer.Option(
-    None, "--catalog", help="Your own catalog YAML (repeatable); added to the built-in one."
+    None, "--catalog", metavar="FILE", help="Your own catalog YAML (repeatable); added to the built-in one."
 )
 NO_BUILTIN = typer.Option(False, "--no-builtin", help="Leave out the built-in catalog of the paper's tasks.")
 TASKS = typer.Option(None, "--tasks", help="Only these tasks (repeatable or comma-separated) [default: all].")
-SEED = typer.Option(0, "--seed", help="Seed of the assignment and of every request.")
+PROFILE_SEED = typer.Option(0, "--seed", help="Seed of every profile request (each chat gets its own).")
+CONVERSATION_SEED = typer.Option(
+    0, "--seed", help="Seed of the assignment of scenarios and profiles, and of every request."
+)
 JSON = typer.Option(False, "--json", help="Print a machine-readable summary.")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 LANGUAGE = typer.Option("en", "--language", help="Language of the conversations: en, zh (or any: no check).")
@@ -88,7 +94,7 @@ def profiles(
     near_threshold: float = typer.Option(
         0.8, "--near-threshold", help="Word-bigram Jaccard of near duplicates."
     ),
-    seed: int = SEED,
+    seed: int = PROFILE_SEED,
     base_url: str | None = o.BASE_URL,
     api_key: str | None = o.API_KEY,
     model: str = o.MODEL,
@@ -134,7 +140,7 @@ def conversations(
     assistant_temperature: float = typer.Option(1.0, "--assistant-temperature", help="Of the assistant."),
     max_tokens: int | None = typer.Option(None, "--max-tokens", help="Token limit of one reply."),
     language: str = LANGUAGE,
-    seed: int = SEED,
+    seed: int = CONVERSATION_SEED,
     base_url: str | None = o.BASE_URL,
     api_key: str | None = o.API_KEY,
     model: str = o.MODEL,

@@ -44,6 +44,8 @@ class BuildCheck:
     files: dict[str, int]  # relative posix path -> size in bytes
     card: str
     sizes: dict[str, dict[str, int]] = field(default_factory=dict)  # config -> split -> rows
+    aliases: tuple[str, ...] = ()  # configs reading the same files as an earlier one (not counted)
+    pretty_name: str = PRETTY_NAME
 
 
 def _local_files(folder: Path) -> dict[str, int]:
@@ -92,7 +94,15 @@ def check_build(folder: str | os.PathLike, progress: bool = False) -> BuildCheck
     stray = sorted(p for p in files if p.endswith(".parquet") and p not in covered)
     if stray:
         raise InputError(f"{folder / stray[0]}: data file in no config of the card; remove it or {fix}")
-    check = BuildCheck(folder, files, card_text)
+    seen: list = []
+    aliases = []
+    for config in configs:
+        files_of = sorted((e["split"], e["path"]) for e in config.get("data_files") or [])
+        if files_of in seen:
+            aliases.append(config["config_name"])
+        seen.append(files_of)
+    check = BuildCheck(folder, files, card_text, aliases=tuple(aliases))
+    check.pretty_name = meta.get("pretty_name") or PRETTY_NAME
     for name in _progress([c["config_name"] for c in configs], "checking configs", progress):
         check.sizes[name] = _load_sizes(folder, name, fix)
     return check
@@ -153,12 +163,12 @@ def push_to_hub(
         "create_pr": create_pr,
         "private": private,
         "commit_message": message,
-        "files": check.files,
+        "files": _with_card(check, repo_id)[1],
         "configs": check.sizes,
         "dry_run": dry_run,
     }
     if dry_run:
-        return {**plan, "card": check.card}
+        return {**plan, "card": _with_card(check, repo_id)[0].decode("utf-8")}
     token, source = resolve_token(token)
     with _hub_errors(repo_id, token, endpoint) as ctx:
         return {**plan, **_push(check, repo_id, plan, token, endpoint, ctx, progress), "token_source": source}
@@ -168,10 +178,16 @@ def _push(
     check: BuildCheck, repo_id: str, plan: dict, token: str, endpoint, ctx: dict, progress: bool
 ) -> dict:
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, RepoFile
-    from huggingface_hub.utils import disable_progress_bars
+    from huggingface_hub.utils import disable_progress_bars, logging
 
-    if not progress:
-        disable_progress_bars()
+    # the progress display and the messages are the project's own: no tqdm bars from the
+    # upload, and with -q not even huggingface_hub's warnings ("No files have been modified ...",
+    # which the CLI reports as "the repo already holds this build")
+    disable_progress_bars()
+    if progress:
+        logging.set_verbosity_warning()
+    else:
+        logging.set_verbosity_error()
     api = HfApi(endpoint=endpoint, token=token, library_name="recllmsim")
     ctx["step"] = "checking the token"
     me = api.whoami(token=token)
@@ -198,31 +214,38 @@ def _push(
         if isinstance(f, RepoFile)
     }
     deleted = sorted(remote - set(check.files) - KEEP_REMOTE)
-    operations = [CommitOperationAdd(path, str(check.folder / path)) for path in check.files]
+    card, expected = _with_card(check, repo_id)  # the snippet names the repo id as resolved above
+    operations = [
+        CommitOperationAdd(path, card if path == "README.md" else str(check.folder / path))
+        for path in check.files
+    ]
     operations += [CommitOperationDelete(path) for path in deleted]
     ctx["step"] = "uploading and committing"
-    info = api.create_commit(
-        repo_id,
-        operations,
-        commit_message=plan["commit_message"],
-        repo_type=REPO_TYPE,
-        revision=revision,
-        create_pr=plan["create_pr"],
-        # deletions were listed at this commit: a push landing in between fails (412) instead of mixing
-        parent_commit=before.sha,
-    )
+    size = sum(expected.values())
+    with _status(f"uploading {len(expected)} files ({size / 1e6:,.1f} MB) to {repo_id}", progress):
+        info = api.create_commit(
+            repo_id,
+            operations,
+            commit_message=plan["commit_message"],
+            repo_type=REPO_TYPE,
+            revision=revision,
+            create_pr=plan["create_pr"],
+            # deletions were listed at this commit: a push landing in between fails (412) instead of mixing
+            parent_commit=before.sha,
+        )
     ctx["step"] = "checking the remote files"
     after = {
         f.path: f.size
         for f in api.list_repo_tree(repo_id, repo_type=REPO_TYPE, revision=info.oid, recursive=True)
         if isinstance(f, RepoFile) and f.path not in KEEP_REMOTE
     }
-    if after != check.files:
-        wrong = sorted(set(after.items()) ^ set(check.files.items()))[0][0]
+    if after != expected:
+        wrong = sorted(set(after.items()) ^ set(expected.items()))[0][0]
         raise ServiceError(
             f"{repo_id}@{info.oid[:12]}: {wrong} differs from the build after the push; push again"
         )
     return {
+        "files": expected,
         "repo_url": str(url),
         "commit_url": info.commit_url,
         "commit_oid": info.oid,
@@ -233,9 +256,19 @@ def _push(
     }
 
 
+def _with_card(check: BuildCheck, repo_id: str) -> tuple[bytes, dict[str, int]]:
+    """The card as pushed to ``repo_id`` (its usage snippet loads that repo) and the file sizes with it."""
+    from recllmsim_hf.dataset.card_settings import set_repo_id
+
+    card = set_repo_id(check.card, repo_id).encode("utf-8")
+    return card, {**check.files, "README.md": len(card)}
+
+
 def _default_message(check: BuildCheck) -> str:
+    """``Upload RecLLMSim build: 5 configs, 1,856 conversations``: aliases are not counted, as in the card."""
     conversations = sum(check.sizes.get("conversations", {}).values())
-    return f"Upload {PRETTY_NAME} build: {len(check.sizes)} configs, {conversations:,} conversations"
+    configs = [name for name in check.sizes if name not in check.aliases]
+    return f"Upload {check.pretty_name} build: {len(configs)} configs, {conversations:,} conversations"
 
 
 def _describe(e: BaseException) -> str:
@@ -327,15 +360,19 @@ def _hub_errors(repo_id: str, token: str, endpoint: str | None) -> Iterator[dict
 
 
 def _progress(items: list, label: str, enabled: bool):
-    if not enabled:
-        yield from items
-        return
-    from rich.console import Console
-    from rich.progress import Progress
+    from recllmsim_hf.sources.staging import track
 
-    with Progress(transient=True, console=Console(stderr=True)) as bar:
-        task = bar.add_task(label, total=len(items))
-        for item in items:
-            bar.update(task, description=f"{label}: {item}")
-            yield item
-            bar.advance(task)
+    yield from track(items, len(items), label, enabled, describe=lambda item: f"{label}: {item}")
+
+
+@contextmanager
+def _status(text: str, enabled: bool) -> Iterator[None]:
+    """A spinner with ``text`` on stderr while a step runs (a terminal only, like every bar here)."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if not enabled or not console.is_terminal:
+        yield
+        return
+    with console.status(text):
+        yield

@@ -127,3 +127,33 @@ def test_bad_flags_are_one_line(args, message, tmp_path):
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_build_card_flags(tmp_path):
+    src = make_release(tmp_path / "rel")
+    (tmp_path / "cite.bib").write_text("@misc{mine2026, title = {Mine}}\n")
+    result = run(
+        "build", "--source", str(src), "--out", "ds", "-q", "--name", "my-rec", "--pretty-name", "My Rec",
+        "--license", "cc-by-4.0", "--citation", "cite.bib", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    card = (tmp_path / "ds" / "README.md").read_text(encoding="utf-8")
+    assert "license: cc-by-4.0\n" in card and "pretty_name: My Rec\n" in card and "\n# My Rec\n" in card
+    assert "@misc{mine2026, title = {Mine}}" in card and "please also cite it" in card
+    assert 'ds = load_dataset("your-name/my-rec", "intent")' in card
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--license", "Apache 2.0"], "--license: must be a Hub license id in lower case"),
+        (["--name", "a/b"], "--name: must be letters, digits"),
+        (["--citation", "missing.bib"], "--citation missing.bib: no such file; pass a BibTeX file"),
+    ],
+)
+def test_bad_card_flags_are_one_line_and_build_nothing(tmp_path, flags, message):
+    src = make_release(tmp_path / "rel")
+    result = run("build", "--source", str(src), "--out", "ds", "-q", *flags, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"recllmsim: error: {message}") and result.stderr.count("\n") == 1
+    assert not (tmp_path / "ds").exists() and result.stdout == ""

@@ -18,6 +18,7 @@ import pytest
 from hub_server import Blob, HubServer
 from tiny_corpus import write_tiny_corpus
 
+from recllmsim_hf.dataset.card_settings import set_repo_id
 from recllmsim_hf.errors import InputError
 from recllmsim_hf.features import CONFIG_NAMES
 from recllmsim_hf.hub import check_build, push_to_hub
@@ -116,10 +117,16 @@ def test_round_trip_loads_what_was_built(hub, built_release, tmp_path):
     head = hub.repos[("dataset", "me/recllmsim")].refs["main"]
     assert url == f"{hub.url}/datasets/me/recllmsim/commit/{head}"
     _assert_no_token(proc, TOKEN)
-    assert hub.files("me/recllmsim") == {
-        **_local_files(built_release),
-        ".gitattributes": hub.files("me/recllmsim")[".gitattributes"],
-    }
+    pushed = hub.files("me/recllmsim")
+    local = _local_files(built_release)
+    assert pushed == {**local, "README.md": pushed["README.md"], ".gitattributes": pushed[".gitattributes"]}
+    # the card on the Hub loads itself by its repo id; the local one shows a placeholder
+    card = pushed["README.md"].decode()
+    assert 'ds = load_dataset("me/recllmsim", "intent")\n' in card
+    assert 'load_dataset("your-name/recllmsim", "intent")' in local["README.md"].decode()
+    assert card == set_repo_id(local["README.md"].decode(), "me/recllmsim")
+    repo = hub.repos[("dataset", "me/recllmsim")]
+    assert repo.commits[head].title == "Upload RecLLMSim build: 5 configs, 1,856 conversations"
 
     jobs = [
         {"path": "me/recllmsim", "config": "intent", "digest": True},
@@ -219,7 +226,12 @@ def test_dry_run_makes_no_request(hub, tiny_build, tmp_path):
     )
     assert "  intent               train 7, validation 1, test 1" in lines
     card = (tiny_build / "README.md").read_text(encoding="utf-8")
-    assert proc.stdout.endswith(card)
+    assert proc.stdout.endswith(set_repo_id(card, "me/dry"))
+    assert 'ds = load_dataset("me/dry", "intent")\n' in proc.stdout
+    assert (
+        "commit message: Upload tiny test corpus: RecLLMSim-style conversations build: 5 configs, 4 "
+        in proc.stdout
+    )
     _assert_no_token(proc, TOKEN)
 
 
@@ -317,3 +329,14 @@ def test_broken_builds_are_refused(tiny_build, tmp_path):
     assert "no README.md" in messages["no card"]
     sizes = check_build(tiny_build).sizes
     assert sizes == _card_sizes(tiny_build) and list(sizes) == list(CONFIG_NAMES)
+
+
+def test_quiet_push_prints_only_the_projects_own_lines(hub, tiny_build, tmp_path):
+    first = _cli(hub, tmp_path / "home", tiny_build, "me/quiet")  # _cli passes -q
+    assert first.returncode == 0, first.stderr
+    assert first.stderr == ""
+    assert first.stdout.splitlines()[-1].startswith(f"{hub.url}/datasets/me/quiet/commit/")
+    again = _cli(hub, tmp_path / "home", tiny_build, "me/quiet")
+    assert again.returncode == 0, again.stderr
+    # huggingface_hub's own "No files have been modified since last commit..." stays silent
+    assert again.stderr == "the repo already holds this build: no new commit\n"

@@ -221,22 +221,24 @@ class _Progress:
 def render_baselines(report: dict) -> str:
     """The report of :func:`run_intent_baselines` as aligned plain text."""
     lines = [f"Intent detection on {report['dataset']} (test split; train on train)"]
-    lines.append(f"{'model':<16} {'accuracy':>8} {'macro-F1':>8} {'train s':>8}   paper acc / F1")
-    for r in report["results"]:
+    names = [
+        r["model"] if "llm_model" not in r else f"{r['model']} ({r['llm_model']})" for r in report["results"]
+    ]
+    width = max([16, *map(len, names), *(len(s["model"]) for s in report.get("over_seeds") or [])])
+    lines.append(f"{'model':<{width}} {'accuracy':>8} {'macro-F1':>8} {'train s':>8}   paper acc / F1")
+    for name, r in zip(names, report["results"], strict=True):
         paper = report["paper"].get(r["model"])
         ref = f"{paper['accuracy']:.4f} / {paper['macro_f1']:.4f}" if paper else ""
-        name = r["model"] if "llm_model" not in r else f"{r['model']} ({r['llm_model']})"
-        lines.append(
-            f"{name:<16} {r['accuracy']:>8.4f} {r['macro_f1']:>8.4f} {r['train_seconds']:>8.2f}   {ref}"
-        )
+        row = f"{name:<{width}} {r['accuracy']:>8.4f} {r['macro_f1']:>8.4f} {r['train_seconds']:>8.2f}"
+        lines.append(f"{row}   {ref}" if ref else row)
         if r.get("failed"):
             lines.append(f"  {r['failed']} of {r['test_size']} requests failed: {r['first_error']}")
     if report.get("over_seeds"):
         seeds = ",".join(str(s) for s in report["over_seeds"][0]["split_seeds"])
         lines += ["", f"Mean ± std over split seeds {seeds}"]
-        lines.append(f"{'model':<16} {'accuracy':>17} {'macro-F1':>17} {'train s':>8}")
+        lines.append(f"{'model':<{width}} {'accuracy':>17} {'macro-F1':>17} {'train s':>8}")
         for s in report["over_seeds"]:
             acc = f"{s['accuracy_mean']:.4f} ± {s['accuracy_std']:.4f}"
             f1 = f"{s['macro_f1_mean']:.4f} ± {s['macro_f1_std']:.4f}"
-            lines.append(f"{s['model']:<16} {acc:>17} {f1:>17} {s['train_seconds_mean']:>8.2f}")
+            lines.append(f"{s['model']:<{width}} {acc:>17} {f1:>17} {s['train_seconds_mean']:>8.2f}")
     return "\n".join(lines) + "\n"

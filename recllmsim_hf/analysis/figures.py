@@ -1,107 +1,173 @@
-"""The figures of `recllmsim stats --plots OUT`, drawn from the numbers of :mod:`recllmsim_hf.analysis.stats`.
+"""The figures of `recllmsim stats --plots OUT [--width column|page]`, from :mod:`.stats` numbers.
 
-- ``score_distribution.png``: one bar chart per quality metric, conversations per score
-  (the paper's Fig. 6).
-- ``preference_phrases.png``: the most frequent preference phrases of each task as
-  horizontal bars (the paper's Fig. 5 shows word clouds of the same counts).
+- ``score_distribution.{png,pdf,svg}``: one panel per task; in each, one 100 % bar per quality
+  metric split into the shares of its scores (the paper's Fig. 6, per task).
+- ``preference_phrases.{png,pdf,svg}``: the most frequent preference phrases of each task as
+  horizontal bars (the paper's Fig. 5 shows word clouds of the same counts; the phrase rules are
+  in :mod:`recllmsim_hf.analysis.phrases`).
 
-matplotlib is imported inside :func:`write_figures` with the Agg backend (no display
-needed). Each PNG is written to a temporary file and renamed into place, and carries no
-date, so the same numbers give the same bytes.
+Sizes, fonts (>= 7 pt at the printed size), the colour-blind-safe palette and the byte-stable
+PNG/PDF/SVG writing are in :mod:`recllmsim_hf.analysis.figure_style`.
 
 Example:
     >>> from recllmsim_hf.analysis.stats import compute_stats
-    >>> write_figures(compute_stats("recllmsim"), "plots")  # doctest: +SKIP
-    [PosixPath('plots/score_distribution.png'), PosixPath('plots/preference_phrases.png')]
+    >>> write_figures(compute_stats("recllmsim"), "plots", width="column")  # doctest: +SKIP
+    [PosixPath('plots/score_distribution.png'), PosixPath('plots/score_distribution.pdf'), ...]
 """
 
 from __future__ import annotations
 
-import math
 import os
-import tempfile
 from pathlib import Path
 
-from recllmsim_hf.corpus import FILE_MODE
+from recllmsim_hf.analysis.figure_style import (
+    DEFAULT_WIDTH,
+    FONT_PT,
+    OKABE_ITO,
+    check_width,
+    figure_context,
+    left_titles,
+    save_figure,
+)
 from recllmsim_hf.errors import InputError
 
-SCORE_FIGURE = "score_distribution.png"
-PHRASE_FIGURE = "preference_phrases.png"
-_PNG_METADATA = {"Software": None}  # no library version in the file: bytes depend on the data only
+SCORE_FIGURE = "score_distribution"
+PHRASE_FIGURE = "preference_phrases"
+# score -> colour: low = vermillion, middle = sky blue, high = blue (the same value, the same colour)
+SCORE_COLOURS = {"0": OKABE_ITO[5], "1": OKABE_ITO[1], "2": OKABE_ITO[4]}
+_DARK = {OKABE_ITO[5], OKABE_ITO[4], OKABE_ITO[2], OKABE_ITO[6], OKABE_ITO[7]}
+TASK_COLOURS = (OKABE_ITO[4], OKABE_ITO[0], OKABE_ITO[2], OKABE_ITO[6], OKABE_ITO[5], OKABE_ITO[1])
+_BAR_IN = 0.15  # inches per bar row
+_LABEL_MIN_SHARE = 12.0  # a segment narrower than this (percent) carries no number
 
 
-def _save(fig, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=110, metadata=_PNG_METADATA)
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _grid(n: int, width: str) -> tuple[int, int]:
+    """(rows, cols): one column at column width, two at page width (one for a single panel)."""
+    cols = 1 if width == "column" or n == 1 else 2
+    return -(-n // cols), cols
 
 
-def _score_figure(plt, distribution: dict):
+def _score_tasks(distribution: dict) -> list[str]:
+    tasks: list[str] = []
+    for data in distribution.values():
+        for task, counts in data.get("by_task", {}).items():
+            if task not in tasks and sum(counts.values()):
+                tasks.append(task)
+    return tasks
+
+
+def _score_figure(plt, distribution: dict, width: str = DEFAULT_WIDTH):
+    # a metric nobody rated is left out; one a task's raters skipped says "not rated" in its row
+    distribution = {
+        m: d for m, d in distribution.items() if any(sum(c.values()) for c in d.get("by_task", {}).values())
+    }
     metrics = list(distribution)
-    cols = 4
-    rows = math.ceil(len(metrics) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
-    for ax, metric in zip(axes.flat, metrics, strict=False):
-        counts = distribution[metric]["counts"]
-        scores, values = list(counts), list(counts.values())
-        bars = ax.bar(scores, values, color="#4C72B0")
-        ax.bar_label(bars, fontsize=8)
-        ax.set_title(distribution[metric]["name"], fontsize=10)
-        ax.set_xlabel("score")
-        ax.set_ylabel("conversations")
-        ax.set_ylim(0, max(values + [1]) * 1.15)
-    for ax in list(axes.flat)[len(metrics) :]:
-        ax.axis("off")
-    fig.suptitle("Score distribution of the seven quality metrics")
-    fig.tight_layout()
+    tasks = _score_tasks(distribution)
+    if not tasks:
+        return None
+    rows, cols = _grid(len(tasks), width)
+    panel_h = 0.35 + _BAR_IN * len(metrics)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(check_width(width), 0.45 + rows * panel_h), squeeze=False, sharey=True,
+        layout="constrained",
+    )  # fmt: skip
+    fig.get_layout_engine().set(wspace=0.08)  # "100" of one panel clear of the "0" of the next
+    labels = [f"{d['name']} (0-{len(d['counts']) - 1})" for d in distribution.values()]
+    scores = sorted({s for d in distribution.values() for s in d["counts"]}, key=int)
+    flat = list(axes.flat)
+    titles = []
+    for ax, task in zip(flat, tasks, strict=False):
+        rated = 0
+        for y, metric in enumerate(metrics):
+            counts = distribution[metric]["by_task"].get(task, {})
+            total = sum(counts.values())
+            rated = max(rated, total)
+            if not total:
+                ax.text(1, y, "not rated", ha="left", va="center", style="italic")
+            left = 0.0
+            for score in scores:
+                if score not in counts or not total:
+                    continue
+                share = 100 * counts[score] / total
+                colour = SCORE_COLOURS.get(score, OKABE_ITO[int(score) % len(OKABE_ITO)])
+                ax.barh(y, share, left=left, height=0.72, color=colour, linewidth=0)
+                if share >= _LABEL_MIN_SHARE:
+                    ax.text(
+                        left + share / 2, y, f"{share:.0f}", ha="center", va="center",
+                        color="white" if colour in _DARK else "black",
+                    )  # fmt: skip
+                left += share
+        titles.append((ax, f"{task} (n = {rated:,})"))
+        ax.set_xlim(0, 100)
+        ax.set_xticks([0, 25, 50, 75, 100])
+        ax.set_yticks(range(len(metrics)), labels)
+        ax.set_ylim(len(metrics) - 0.5, -0.5)  # the paper's metric order, top to bottom
+        ax.tick_params(axis="y", length=0)
+        ax.spines["left"].set_visible(False)
+    for ax in flat[len(tasks) :]:
+        ax.remove()
+    fig.supxlabel("share of the task's rated conversations (%)", fontsize=FONT_PT)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=SCORE_COLOURS.get(s, "grey")) for s in scores]
+    fig.legend(
+        handles, [f"score {s}" for s in scores], loc="outside upper center", ncols=len(scores),
+        handlelength=1.0, columnspacing=1.2,
+    )  # fmt: skip
+    left_titles(fig, titles)
     return fig
 
 
-def _phrase_figure(plt, phrases: dict):
+def _phrase_figure(plt, phrases: dict, width: str = DEFAULT_WIDTH):
     tasks = [t for t in phrases if phrases[t]]
-    cols = 2
-    rows = max(1, math.ceil(len(tasks) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 4.2 * rows), squeeze=False)
-    for ax, task in zip(axes.flat, tasks, strict=False):
-        items = phrases[task][::-1]  # largest on top
-        ax.barh([p for p, _ in items], [n for _, n in items], color="#55A868")
-        ax.set_title(task, fontsize=11)
-        ax.set_xlabel("conversations mentioning the phrase")
-        ax.set_ylabel("preference phrase")
-        ax.tick_params(axis="y", labelsize=8)
-    for ax in list(axes.flat)[len(tasks) :]:
-        ax.axis("off")
-    fig.suptitle("Most frequent user preference phrases per task")
-    fig.tight_layout()
+    if not tasks:
+        return None
+    rows, cols = _grid(len(tasks), width)
+    longest = max(len(phrases[t]) for t in tasks)
+    panel_h = 0.45 + _BAR_IN * longest
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(check_width(width), rows * panel_h), squeeze=False, layout="constrained"
+    )
+    flat = list(axes.flat)
+    for i, (ax, task) in enumerate(zip(flat, tasks, strict=False)):
+        items = phrases[task]
+        names, counts = [p for p, _ in items], [n for _, n in items]
+        bars = ax.barh(range(len(items)), counts, height=0.72, color=TASK_COLOURS[i % len(TASK_COLOURS)])
+        ax.bar_label(bars, padding=1.5)
+        ax.set_yticks(range(len(items)), names)
+        ax.set_ylim(longest - 0.5, -0.5)  # largest on top; every panel the same bar pitch
+        ax.set_xlim(0, max(counts) * 1.18)
+        ax.tick_params(axis="y", length=0)
+        ax.spines["left"].set_visible(False)
+        ax.set_xlabel("conversations naming it")
+    for ax in flat[len(tasks) :]:
+        ax.remove()
+    left_titles(fig, list(zip(flat, tasks, strict=False)))
     return fig
 
 
-def write_figures(stats: dict, out: str | os.PathLike) -> list[Path]:
-    """Write the two PNG figures of ``stats`` (from ``compute_stats``) into the folder ``out``."""
-    import matplotlib
+def _save(fig, path: Path) -> list[Path]:
+    """Write ``fig`` as ``path`` with its suffix replaced by .png, .pdf and .svg."""
+    return save_figure(fig, path.parent, path.stem)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def write_figures(stats: dict, out: str | os.PathLike, width: str = DEFAULT_WIDTH) -> list[Path]:
+    """Write the figures of ``stats`` (from ``compute_stats``) into the folder ``out``, each as
+    PNG, PDF and SVG; ``width`` is ``"column"`` (3.3 in) or ``"page"`` (6.9 in)."""
+    check_width(width)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--plots {out}: exists and is not a folder; pass a folder path")
     out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, draw, data in (
-        (SCORE_FIGURE, _score_figure, stats["score_distribution"]),
-        (PHRASE_FIGURE, _phrase_figure, stats["preference_phrases"]),
-    ):
-        fig = draw(plt, data)
-        try:
-            _save(fig, out / name)
-        finally:
-            plt.close(fig)
-        written.append(out / name)
+    written: list[Path] = []
+    with figure_context() as plt:
+        for stem, draw, data in (
+            (SCORE_FIGURE, _score_figure, stats["score_distribution"]),
+            (PHRASE_FIGURE, _phrase_figure, stats["preference_phrases"]),
+        ):
+            fig = draw(plt, data, width)
+            if fig is None:  # nothing to draw (e.g. a corpus without ratings): no empty figure
+                continue
+            try:
+                written += _save(fig, out / stem)
+            finally:
+                plt.close(fig)
     return written

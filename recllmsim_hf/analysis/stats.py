@@ -140,7 +140,17 @@ def _quality(path: Path) -> tuple[dict, dict]:
     distribution = {}
     for metric, (name, top) in RATING_METRICS.items():
         counts = Counter(v for v in table[metric] if v is not None)
-        distribution[metric] = {"name": name, "counts": {str(s): counts.get(s, 0) for s in range(top + 1)}}
+        by_task: dict[str, dict[str, int]] = {}
+        for task_id, task in enumerate(tasks):
+            of_task = Counter(v for t, v in zip(table["task"], table[metric], strict=True) if t == task_id)
+            of_task.pop(None, None)
+            if of_task:
+                by_task[task] = {str(s): of_task.get(s, 0) for s in range(top + 1)}
+        distribution[metric] = {
+            "name": name,
+            "counts": {str(s): counts.get(s, 0) for s in range(top + 1)},
+            "by_task": by_task,  # rated conversations only; a task nobody rated on it is left out
+        }
     return {"metrics": {m: name for m, (name, _) in RATING_METRICS.items()}, "rows": rows}, distribution
 
 
@@ -168,23 +178,20 @@ def _hallucinations(path: Path) -> dict:
     return {"count": sum(1 for f in flags if f), "annotated_replies": len(flags)}
 
 
-def _phrase(text: str) -> str:
-    return " ".join(text.lower().split()).strip(" .;,")
-
-
 def _phrases(path: Path, top: int) -> dict:
+    """The top preference phrases per task, by the rules of :mod:`recllmsim_hf.analysis.phrases`."""
+    from recllmsim_hf.analysis.phrases import top_phrases
+
     tasks = class_names(path, "conversations", "task")
-    conv = read_table(path, "conversations", columns=["task", "preference_summary"]).to_pydict()
-    per_task: dict[str, Counter] = {}
-    for task_id, phrases in zip(conv["task"], conv["preference_summary"], strict=True):
-        counter = per_task.setdefault(tasks[task_id], Counter())
-        counter.update({p for p in map(_phrase, phrases or []) if p})  # once per conversation
-    # ties broken alphabetically so the list is the same on every run
-    return {
-        task: [[p, n] for p, n in sorted(per_task[task].items(), key=lambda kv: (-kv[1], kv[0]))[:top]]
-        for task in tasks
-        if task in per_task
-    }
+    conv = read_table(path, "conversations", columns=["task", "preference_summary", "turns"])
+    rows = zip(
+        conv.column("task").to_pylist(),
+        conv.column("preference_summary").to_pylist(),
+        conv.column("turns").to_pylist(),
+        strict=True,
+    )
+    found = top_phrases(((tasks[t], summ, [x["content"] for x in turns]) for t, summ, turns in rows), top)
+    return {task: found[task] for task in tasks if task in found}
 
 
 def compute_stats(path: str | os.PathLike, top_phrases: int = DEFAULT_TOP_PHRASES) -> dict:
@@ -216,6 +223,15 @@ _SHORT = {
 }
 
 
+def _num(value, digits: int = 2) -> str | None:
+    """One format for every number of a table: counts ``1,856``, means with fixed ``digits``."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:,.{digits}f}"
+
+
 def _grid(header: list[str], rows: list[list]) -> list[str]:
     cells = [header] + [["-" if v is None else str(v) for v in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
@@ -235,13 +251,24 @@ def render_text(stats: dict) -> str:
     for name in ("raw", "filtered"):
         r = t1[name] or {}
         rows.append(
-            [name, r.get("scenarios"), r.get("conversations"), r.get("avg_utterances"), r.get("avg_tokens")]
+            [
+                name,
+                *map(
+                    _num,
+                    (
+                        r.get("scenarios"),
+                        r.get("conversations"),
+                        r.get("avg_utterances"),
+                        r.get("avg_tokens"),
+                    ),
+                ),
+            ]
         )
     out += _grid(["", "#scenarios", "#conv.", "avg #utt.", "avg #tokens"], rows)
     out += [f"  ({t1['note']})", "", "Table 2. Mean quality score per task"]
     metrics = list(stats["table2"]["metrics"])
     rows = [
-        [r["task"], r["conversations"]] + [None if r[m] is None else f"{r[m]:.3f}" for m in metrics]
+        [r["task"], _num(r["conversations"])] + [_num(r[m], 3) for m in metrics]
         for r in stats["table2"]["rows"]
     ]
     out += _grid(["task", "#conv."] + [_SHORT.get(m, m) for m in metrics], rows)
@@ -249,22 +276,32 @@ def render_text(stats: dict) -> str:
     t3 = stats["table3"]
     names = list(t3["labels"])
     rows = [
-        [s["split"], s["samples"], s["avg_tokens"]] + [s["labels"][n] for n in names] for s in t3["splits"]
+        [s["split"], _num(s["samples"]), _num(s["avg_tokens"])] + [_num(s["labels"][n]) for n in names]
+        for s in t3["splits"]
     ]
-    rows.append(["total", sum(s["samples"] for s in t3["splits"]), None] + [t3["labels"][n] for n in names])
+    total = sum(s["samples"] for s in t3["splits"])
+    rows.append(["total", _num(total), None] + [_num(t3["labels"][n]) for n in names])
     out += _grid(["split", "#samples", "avg #tokens"] + names, rows)
     h = stats["hallucinations"]
-    out += ["", f"Hallucinations: {h['count']} of {h['annotated_replies']} annotated assistant replies"]
+    out += ["", f"Hallucinations: {h['count']:,} of {h['annotated_replies']:,} annotated assistant replies"]
     return "\n".join(out) + "\n"
 
 
 def run_stats(
-    path: str | os.PathLike, plots: str | os.PathLike | None = None, top_phrases: int = DEFAULT_TOP_PHRASES
+    path: str | os.PathLike,
+    plots: str | os.PathLike | None = None,
+    top_phrases: int = DEFAULT_TOP_PHRASES,
+    width: str = "page",
 ) -> dict:
-    """:func:`compute_stats`, plus the figures written into ``plots`` (listed under ``"figures"``)."""
+    """:func:`compute_stats`, plus the figures written into ``plots`` (listed under ``"figures"``),
+    ``width`` ``"column"`` (3.3 in) or ``"page"`` (6.9 in) wide."""
+    if plots is not None:
+        from recllmsim_hf.analysis.figure_style import check_width
+
+        check_width(width)  # before the work, not after it
     result = compute_stats(path, top_phrases)
     if plots is not None:
         from recllmsim_hf.analysis.figures import write_figures
 
-        result["figures"] = [str(p) for p in write_figures(result, plots)]
+        result["figures"] = [str(p) for p in write_figures(result, plots, width=width)]
     return result

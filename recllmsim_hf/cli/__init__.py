@@ -14,16 +14,33 @@ from pathlib import Path
 
 import typer
 
+from recllmsim_hf.cli.help import OrderedGroup, readable_metavars, version
 from recllmsim_hf.errors import RecLLMSimError
 
 app = typer.Typer(
     name="recllmsim",
+    cls=OrderedGroup,
     help="Generate, build, analyse and publish RecLLMSim-style recommendation conversations.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(version())
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version, help="Print the version and exit."
+    ),
+) -> None:
+    """Generate, build, analyse and publish RecLLMSim-style recommendation conversations."""
 
 
 class SplitBy(StrEnum):
@@ -43,13 +60,27 @@ def build(
     split_by: SplitBy = typer.Option(
         SplitBy.utterance, "--split-by", help="Split unit of the intent config."
     ),
+    name: str = typer.Option(
+        None, "--name", help="Short name of the dataset [default: recllmsim, or the corpus name]."
+    ),
+    pretty_name: str = typer.Option(
+        None, "--pretty-name", metavar="TITLE", help="Title of the card [default: the source's]."
+    ),
+    license_id: str = typer.Option(
+        None, "--license", metavar="ID", help="Hub license id [default: apache-2.0 (release), unknown]."
+    ),
+    citation: Path = typer.Option(
+        None, "--citation", metavar="FILE", help="BibTeX file citing the dataset (RecLLMSim is credited too)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print a machine-readable summary."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
     """Build parquet shards for all five configs plus a dataset card into OUT."""
     from recllmsim_hf.dataset.build import build_dataset
+    from recllmsim_hf.dataset.card_settings import CardSettings
 
-    summary = build_dataset(source, out, seed=seed, split_by=split_by.value, progress=not quiet)
+    card = CardSettings.from_options(name, pretty_name, license_id, citation)
+    summary = build_dataset(source, out, seed=seed, split_by=split_by.value, progress=not quiet, card=card)
     _print_summary(summary, json_out)
 
 
@@ -116,12 +147,20 @@ def _register_subcommands() -> None:
     app.command("push-to-hub")(push_to_hub_command)
 
 
+def command():
+    """The click command of the app, every subcommand registered and every metavar readable."""
+    _register_subcommands()
+    cli = typer.main.get_command(app)
+    readable_metavars(cli)
+    return cli
+
+
 def main() -> None:
     """Console-script entry: run the app; project errors and bad flags become one line."""
-    _register_subcommands()
+    cli = command()
     try:
         # without standalone mode, a command's typer.Exit(code) comes back as the return value
-        code = app(standalone_mode=False)
+        code = cli(standalone_mode=False)
     except RecLLMSimError as e:
         typer.echo(f"recllmsim: error: {e}", err=True)
         sys.exit(e.exit_code)

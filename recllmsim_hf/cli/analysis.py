@@ -7,28 +7,45 @@ flags load at start-up; pyarrow, matplotlib, scikit-learn and openai load when a
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 
 import typer
 
+from recllmsim_hf.cli.help import OrderedGroup
 from recllmsim_hf.errors import InputError
 from recllmsim_hf.generation.llm import options as o
 
 DEFAULT_MODELS = "svm,decision_tree,random_forest,adaboost,bernoulli_nb,context"
 
-baseline_app = typer.Typer(help="Baselines on a built dataset.", no_args_is_help=True)
+
+class FigureWidth(StrEnum):
+    column = "column"
+    page = "page"
+
+
+baseline_app = typer.Typer(
+    cls=OrderedGroup,
+    help="Train and score intent-detection baselines on a build (the paper's Table 4, ours, LLMs).",
+    no_args_is_help=True,
+)
 
 
 def stats(
     folder: Path = typer.Argument(..., help="A folder written by `recllmsim build`."),
     json_out: bool = typer.Option(False, "--json", help="Print every number as JSON."),
-    plots: Path = typer.Option(None, "--plots", help="Also write the figures (PNG) into this folder."),
+    plots: Path = typer.Option(
+        None, "--plots", metavar="DIR", help="Also write the figures into DIR as PNG (300 dpi), PDF and SVG."
+    ),
+    width: FigureWidth = typer.Option(
+        FigureWidth.page, "--width", help="Figure width: column (3.3 in) or page (6.9 in); fonts >= 7 pt."
+    ),
     top: int = typer.Option(15, "--top", min=1, help="Preference phrases per task in the figure and JSON."),
 ) -> None:
-    """Print the paper's Tables 1-3 and the hallucination count of a built dataset; --plots draws Fig. 5/6."""
+    """Print the paper's Tables 1-3 and the hallucination count of a build; --plots draws Figures 5 and 6."""
     from recllmsim_hf.analysis.stats import render_text, run_stats
 
-    result = run_stats(folder, plots=plots, top_phrases=top)
+    result = run_stats(folder, plots=plots, top_phrases=top, width=width.value)
     if json_out:
         typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
     else:

@@ -22,7 +22,9 @@ def push_to_hub_command(
         False, "--dry-run", help="Check the build, print the plan and card; no network."
     ),
     json_out: bool = typer.Option(False, "--json", help="Print a machine-readable result."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="No progress display, and no messages of huggingface_hub."
+    ),
 ) -> None:
     """Publish a build folder as a Hub dataset repo in one commit that replaces the previous push."""
     from recllmsim_hf.hub import push_to_hub

@@ -30,6 +30,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from recllmsim_hf.dataset.card_settings import CardSettings
 from recllmsim_hf.dataset.configs import DEFAULT_SEED
 from recllmsim_hf.errors import InputError
 from recllmsim_hf.features import SPLITS, TABLES
@@ -65,9 +66,12 @@ def build_dataset(
     seed: int = DEFAULT_SEED,
     split_by: str = "utterance",
     progress: bool = True,
+    card: CardSettings | None = None,
 ) -> dict:
     """Build all configs of ``source`` into ``out`` (the five synthetic ones, and the human-study
-    ones when the source has them); returns a summary with split sizes."""
+    ones when the source has them); returns a summary with split sizes.
+
+    ``card`` sets the card's name, title, license and citation (default: the source's own)."""
     import datasets
 
     from recllmsim_hf.dataset.card import write_card
@@ -107,7 +111,7 @@ def build_dataset(
             summary["configs"][table] = {
                 s: info.splits[s].num_examples for s in SPLITS[table] if s in info.splits
             }
-        write_card(work, staged, infos, summary)
+        write_card(work, staged, infos, summary, card)
         for scratch in ("_staged", "_cache", "_prepared"):
             shutil.rmtree(work / scratch, ignore_errors=True)
         _swap_into_place(work, out)

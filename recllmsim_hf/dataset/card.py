@@ -5,8 +5,10 @@ tags, ``configs`` (the five configs and the ``intent`` alias, each pointing at i
 shards) and ``dataset_info`` (typed features and split sizes), so ``load_dataset`` reads the
 folder or the Hub repo. The body is rendered from the template with ``StrictUndefined`` (a
 misspelled variable fails instead of rendering empty), from statistics computed from the
-build's files and provenance read from the corpus (``recllmsim_hf.dataset.card_stats``). The rendered
-card is parsed back and must give the same metadata, so what is written is what loads.
+build's files and provenance read from the corpus (``card_stats``), and a "Data fields"
+section for every shipped config (``card_fields``). Title, license and citation are the
+source's or those of ``recllmsim build --pretty-name/--license/--citation`` (``card_settings``).
+The rendered card is parsed back and must give the same metadata, so what is written is what loads.
 
 Same build, same bytes: nothing in the card depends on the time or on absolute paths.
 
@@ -22,11 +24,13 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from recllmsim_hf.dataset.card_fields import ConfigFields, data_fields
+from recllmsim_hf.dataset.card_settings import CardSettings, ResolvedCard, resolve, usage_block
 from recllmsim_hf.dataset.card_stats import CardStats, Provenance, compute_stats, read_provenance
 from recllmsim_hf.dataset.human_card import HumanStats, compute_human_stats
 from recllmsim_hf.errors import InputError, RecLLMSimError
 from recllmsim_hf.features import ALIASES, ALL_CONFIG_NAMES, SPLITS, table_of
-from recllmsim_hf.schema import CITATION, HOMEPAGE, LICENSE, PRETTY_NAME
+from recllmsim_hf.schema import HOMEPAGE
 
 if TYPE_CHECKING:
     from huggingface_hub import DatasetCard, DatasetCardData
@@ -60,11 +64,15 @@ class CardContext:
     license: str
     languages: tuple[str, ...]
     config_rows: tuple[ConfigRow, ...]
+    usage: str  # the usage snippet between its markers (push-to-hub puts the repo id in)
+    aliases: tuple[tuple[str, str], ...]  # (alias, table) shipped
     seed: int
     split_by: str
     stats: CardStats
     provenance: Provenance
-    citation: str
+    data_fields: tuple[ConfigFields, ...]
+    citation: str  # BibTeX of this dataset, "" when none was given
+    method_citation: str  # BibTeX of RecLLMSim as the method's source, "" for the release itself
     human: HumanStats | None  # the human studies and profile identification, None when not built
 
 
@@ -114,18 +122,24 @@ def _annotation_creators(stats: CardStats, provenance: Provenance) -> list[str]:
 
 
 def make_card_data(
-    infos: dict, stats: CardStats, provenance: Provenance, sizes: dict[str, dict[str, int]]
+    infos: dict,
+    stats: CardStats,
+    provenance: Provenance,
+    sizes: dict[str, dict[str, int]],
+    card: ResolvedCard | None = None,
 ) -> DatasetCardData:
     """The typed YAML header of the card (``infos``: table name -> ``datasets.DatasetInfo``;
-    ``sizes``: table -> split -> rows, configs without rows are left out)."""
+    ``sizes``: table -> split -> rows, configs without rows are left out; ``card``: name, title
+    and license, by default those of the source)."""
     human = any(sum(sizes.get(t, {}).values()) for t in ("human_conversations", "human_intent_utterances"))
     from datasets.info import DatasetInfosDict
     from huggingface_hub import DatasetCardData
 
+    card = card or resolve(CardSettings(), provenance.kind, provenance.corpus_name)
     languages = ["en", "zh"] if stats.has_chinese else ["en"]
     card_data = DatasetCardData(
-        pretty_name=PRETTY_NAME,
-        license=LICENSE,
+        pretty_name=card.pretty_name,
+        license=card.license,
         language=languages,
         multilinguality=["multilingual"] if stats.has_chinese else ["monolingual"],
         language_creators=["machine-generated", "crowdsourced"] if human else ["machine-generated"],
@@ -171,15 +185,21 @@ def render_card(card_data: DatasetCardData, context: CardContext, template: str 
     return card
 
 
-def make_context(folder: Path, corpus: Path, infos: dict, summary: dict) -> CardContext:
+def make_context(
+    folder: Path, corpus: Path, infos: dict, summary: dict, settings: CardSettings | None = None
+) -> CardContext:
     """The template's variables for a build folder, computed from its files and its corpus."""
     label_names = list(infos["intent_utterances"].features["label"].names)
     task_names = list(infos["conversations"].features["task"].names)
     stats = compute_stats(folder, task_names, label_names, SPLITS["intent_utterances"])
     provenance = read_provenance(corpus)
+    card = resolve(settings or CardSettings(), provenance.kind, provenance.corpus_name)
+    shipped = {table: [s for s, n in splits.items() if n] for table, splits in summary["configs"].items()}
     rows = []
-    for name in [n for n in ALL_CONFIG_NAMES if table_of(n) in summary["configs"]]:
-        sizes = summary["configs"][table_of(name)]
+    for name in ALL_CONFIG_NAMES:
+        sizes = summary["configs"].get(table_of(name), {})
+        if not any(sizes.values()):
+            continue  # not shipped, so not announced either
         description = (
             infos[table_of(name)].description if name not in ALIASES else f"alias of `{ALIASES[name]}`"
         )
@@ -204,28 +224,44 @@ def make_context(folder: Path, corpus: Path, infos: dict, summary: dict) -> Card
             f" Also {talks:,} conversations of {people:,} real people with an LLM assistant "
             f"({len(human.studies)} studies, Chinese) and a profile-identification config."
         )
+    aliases = tuple((alias, table) for alias, table in ALIASES.items() if shipped.get(table))
+    example_config = "intent" if shipped.get(table_of("intent")) else DEFAULT_CONFIG
     return CardContext(
-        pretty_name=PRETTY_NAME,
+        pretty_name=card.pretty_name,
         summary=summary_text,
         homepage=HOMEPAGE,
-        license=LICENSE,
+        license=card.license,
         languages=("English", "Chinese") if stats.has_chinese else ("English",),
         config_rows=tuple(rows),
+        usage=usage_block(card.name, example_config),
+        aliases=aliases,
         seed=summary.get("seed", 42),
         split_by=summary.get("split_by", "utterance"),
         stats=stats,
         provenance=provenance,
-        citation=CITATION,
+        data_fields=data_fields(folder, infos, shipped),
+        citation=card.citation,
+        method_citation=card.method_citation,
         human=human,
     )
 
 
-def write_card(folder: Path, corpus: Path, infos: dict, summary: dict) -> Path:
+def set_download_sizes(folder: Path, infos: dict) -> None:
+    """Each table's ``download_size``: the bytes of its parquet shards (what a user downloads)."""
+    for table, info in infos.items():
+        info.download_size = sum(p.stat().st_size for p in sorted((Path(folder) / table).glob("*.parquet")))
+
+
+def write_card(
+    folder: Path, corpus: Path, infos: dict, summary: dict, settings: CardSettings | None = None
+) -> Path:
     """Render ``folder/README.md`` from the build's files, its corpus, the builder infos and the summary."""
     from recllmsim_hf.corpus import atomic_write_text
 
-    context = make_context(Path(folder), Path(corpus), infos, summary)
-    card_data = make_card_data(infos, context.stats, context.provenance, summary["configs"])
+    set_download_sizes(folder, infos)
+    context = make_context(Path(folder), Path(corpus), infos, summary, settings)
+    resolved = resolve(settings or CardSettings(), context.provenance.kind, context.provenance.corpus_name)
+    card_data = make_card_data(infos, context.stats, context.provenance, summary["configs"], resolved)
     card = render_card(card_data, context)
     path = Path(folder) / "README.md"
     atomic_write_text(path, str(card))

@@ -90,14 +90,14 @@ class Provenance:
     corpus_name: str
     generated: int  # conversations in the corpus, before the generation filters
     passed_filters: int  # those in the dataset
-    simulator_models: tuple[str, ...]  # "gpt-4o-mini (12)"
+    simulator_models: tuple[str, ...]  # "gpt-4o-mini (12 conversations)"
     assistant_models: tuple[str, ...]
     prompt_versions: tuple[str, ...]
     dates: str  # "2026-05-01" or "2026-05-01 to 2026-05-03", "" when not recorded
-    tokens: str  # of all generated conversations: "1,234 prompt + 567 completion", "" when not recorded
+    tokens: str  # of all generated conversations: "1,234 prompt + 567 completion tokens", "" if not recorded
     cost_usd: str  # of all generated conversations, "" when not recorded
     annotated_by_llm: int  # conversations with LLM annotation provenance
-    annotator_models: tuple[str, ...]
+    annotator_models: tuple[str, ...]  # "gpt-4o-mini (4 conversations)": each conversation once per model
     annotation_prompt_versions: tuple[str, ...]
     settings: tuple[tuple[str, str], ...]  # manifest.json "generation", flattened, secrets removed
 
@@ -242,15 +242,17 @@ def _flatten(data: dict, prefix: str = "") -> list[tuple[str, str]]:
         if isinstance(value, dict):
             out.extend(_flatten(value, f"{name}."))
         elif isinstance(value, list | tuple):
-            out.append((name, scrub(", ".join(str(v) for v in value))))
-        elif value is not None:
+            if value:  # an empty list says nothing: no line for it
+                out.append((name, scrub(", ".join(str(v) for v in value))))
+        elif value is not None and str(value).strip():
             out.append((name, scrub(str(value))))
     return out
 
 
-def _counted(counter: Counter) -> tuple[str, ...]:
+def _counted(counter: Counter, unit: str = "conversation") -> tuple[str, ...]:
+    """``"gpt-4o-mini (12 conversations)"``, most frequent first: the count says what it counts."""
     return tuple(
-        f"{scrub(str(name))} ({n:,})"
+        f"{scrub(str(name))} ({n:,} {unit}{'' if n == 1 else 's'})"
         for name, n in sorted(counter.items(), key=lambda kv: (-kv[1], str(kv[0])))
     )
 
@@ -305,7 +307,10 @@ def read_provenance(corpus: str | os.PathLike) -> Provenance:
         annotation = (conv.get("extra") or {}).get("annotation")
         if annotation:
             annotated += 1
-            _annotation_facts(annotation, ann_models, ann_versions)
+            models, versions = Counter(), Counter()
+            _annotation_facts(annotation, models, versions)
+            ann_models.update(set(models))  # a conversation counts once per model, not per annotator
+            ann_versions.update(set(versions))
     settings = tuple(_flatten(manifest.generation))
     if sims or settings:
         kind = "generated"
@@ -323,7 +328,7 @@ def read_provenance(corpus: str | os.PathLike) -> Provenance:
         assistant_models=_counted(assists),
         prompt_versions=_counted(prompts),
         dates="" if not dates else dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}",
-        tokens=f"{prompt_tokens:,} prompt + {completion_tokens:,} completion" if sims else "",
+        tokens=f"{prompt_tokens:,} prompt + {completion_tokens:,} completion tokens" if sims else "",
         cost_usd=f"{cost:.2f}" if has_cost else "",
         annotated_by_llm=annotated,
         annotator_models=_counted(ann_models),

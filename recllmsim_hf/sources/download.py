@@ -24,6 +24,7 @@ import http.client
 import os
 import re
 import shutil
+import socket
 import tarfile
 import tempfile
 import time
@@ -42,6 +43,7 @@ from recllmsim_hf.sources.archive import CHUNK_BYTES, RELEASE_FOLDER, archive_ki
 DEFAULT_RELEASE_URL = (
     "https://github.com/wzf2000/RecLLMSim/archive/d680f2f9d5b8caba6174b4deeef854ea4a8f4b20.zip"
 )
+RELEASE_REPO = "https://github.com/wzf2000/RecLLMSim"
 RELEASE_TASK_FOLDERS: tuple[str, ...] = (
     "travel planning",
     "new travel planning",
@@ -297,6 +299,8 @@ def _download(url: str, dest: Path, label: str, progress: bool) -> None:
             except OSError as e:
                 if e.errno in _LOCAL_ERRNOS:
                     raise _cache_error(folder, e) from None
+                if isinstance(getattr(e, "reason", None), socket.gaierror):
+                    raise _no_dns(url, label, e.reason) from None  # retrying cannot help: no network
                 last = str(getattr(e, "reason", None) or e) or type(e).__name__
             except (http.client.HTTPException, _Truncated) as e:
                 last = str(e) or type(e).__name__
@@ -306,6 +310,20 @@ def _download(url: str, dest: Path, label: str, progress: bool) -> None:
         f"{label}: download failed after {MAX_TRIES} tries (last error: {' '.join(last.split())}); "
         "check your connection or pass --source PATH"
     )
+
+
+def _no_dns(url: str, label: str, error: socket.gaierror) -> ServiceError:
+    """The host name does not resolve (offline, no DNS): say where the release comes from instead."""
+    host = urllib.parse.urlsplit(url).hostname or url
+    cause = error.strerror or str(error)
+    if url == DEFAULT_RELEASE_URL:
+        advice = (
+            f"the release is the archive {url} of {RELEASE_REPO}; download it where there is a network "
+            "and run `recllmsim build --source PATH` with the .zip or its unpacked folder"
+        )
+    else:
+        advice = "check the host name, or download the file elsewhere and pass --source PATH"
+    return ServiceError(f"{label}: cannot resolve {host} ({cause}): no network or DNS here; {advice}")
 
 
 def _fetch_once(url: str, f, bar, task) -> None:

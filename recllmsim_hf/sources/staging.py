@@ -223,14 +223,18 @@ def validate_source(source: str | os.PathLike | None) -> tuple[list[Problem], di
 
 
 def track(items, total: int, label: str, enabled: bool, describe=None):
-    """Yield ``items`` under a transient rich progress bar on stderr (nothing when disabled);
-    ``describe(item)`` relabels the bar for each item."""
-    if not enabled:
+    """Yield ``items`` under a transient rich progress bar on stderr (nothing when disabled, or when
+    stderr is no terminal: a transient bar would leave blank lines in a log); ``describe(item)``
+    relabels the bar."""
+    from rich.console import Console
+
+    console = Console(stderr=True)  # stdout is the command's output (--json): never a bar there
+    if not enabled or not console.is_terminal:
         yield from items
         return
     from rich.progress import Progress
 
-    with Progress(transient=True) as bar:
+    with Progress(transient=True, console=console) as bar:
         task = bar.add_task(label, total=total)
         for item in items:
             if describe is not None:

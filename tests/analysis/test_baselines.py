@@ -171,3 +171,21 @@ def test_folder_without_test_split(tmp_path, built_release):
         path.unlink()
     with pytest.raises(InputError, match=r"intent_utterances: no test rows"):
         load_intent(copy)
+
+
+def test_text_table_keeps_its_columns_with_an_llm_row():
+    from recllmsim_hf.analysis.baselines import render_baselines
+
+    row = {"accuracy": 0.75, "macro_f1": 0.625, "train_seconds": 1.5}
+    report = {
+        "dataset": "d",
+        "paper": {"svm": {"accuracy": 0.7577, "macro_f1": 0.6274}},
+        "results": [{"model": "svm", **row}, {"model": "llm-zero-shot", "llm_model": "gpt-4o-mini", **row}],
+    }
+    lines = render_baselines(report).splitlines()
+    header, svm, llm = lines[1], lines[2], lines[3]
+    assert llm.startswith("llm-zero-shot (gpt-4o-mini) ")
+    for column in ("accuracy", "macro-F1", "train s"):
+        end = header.index(column) + len(column)
+        assert svm[end - 6 : end] == llm[end - 6 : end], column  # the numbers end under their header
+    assert svm.endswith("   0.7577 / 0.6274") and not llm.endswith(" ")

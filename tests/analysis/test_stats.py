@@ -10,7 +10,7 @@ import pytest
 from tiny_corpus import write_tiny_corpus
 
 from recllmsim_hf.analysis import figures
-from recllmsim_hf.analysis.stats import class_names, compute_stats, count_tokens
+from recllmsim_hf.analysis.stats import class_names, compute_stats, count_tokens, render_text
 from recllmsim_hf.errors import InputError
 
 RECLLMSIM = str(Path(sys.executable).parent / "recllmsim")
@@ -106,6 +106,17 @@ def test_score_distribution_and_phrases(release_stats):
     ]
     assert phrases["preparing gifts"][0] == ["personalized", 239]
     assert all(len(v) == 15 for v in phrases.values())
+    # merged near-duplicates: practice (22) + regular practice (22) + practice regularly (14) + ...
+    assert phrases["skills learning planning"][0] == ["practice", 78]
+    assert ["Python", 31] in phrases["skills learning planning"]  # the case the conversations use
+    assert ["Barcelona", 14] in phrases["travel planning"]
+    shown = {p for rows in phrases.values() for p, _ in rows}
+    assert not shown & {"excited", "confident", "grateful", "appreciative", "prepared"}  # stop list
+    # per task, as shares of that task's rated conversations
+    by_task = dist["additional_preferences"]["by_task"]
+    assert list(by_task) == list(phrases)  # the four tasks, in ClassLabel order
+    assert by_task["travel planning"] == {"0": 314, "1": 243}  # 56 % / 44 % of 557
+    assert sum(sum(c.values()) for c in by_task.values()) == 1856
 
 
 def test_count_tokens():
@@ -113,53 +124,42 @@ def test_count_tokens():
     assert count_tokens("") == 0 and count_tokens(None) == 0
 
 
-def test_figures_are_titled_labelled_and_deterministic(release_stats, tmp_path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig = figures._score_figure(plt, release_stats["score_distribution"])
-    axes = [ax for ax in fig.axes if ax.get_visible() and ax.axison]
-    assert [ax.get_title() for ax in axes] == [
-        d["name"] for d in release_stats["score_distribution"].values()
-    ]
-    assert {ax.get_xlabel() for ax in axes} == {"score"} and {ax.get_ylabel() for ax in axes} == {
-        "conversations"
-    }
-    assert fig._suptitle.get_text().startswith("Score distribution")
-    plt.close(fig)
-    fig = figures._phrase_figure(plt, release_stats["preference_phrases"])
-    assert [ax.get_title() for ax in fig.axes] == list(release_stats["preference_phrases"])
-    assert all(ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes)
-    labels = [t.get_text() for t in fig.axes[3].get_yticklabels()]
-    assert labels[-1] == "personalized"  # the most frequent phrase on top
-    plt.close(fig)
-
-    first = figures.write_figures(release_stats, tmp_path / "a")
-    second = figures.write_figures(release_stats, tmp_path / "b")
-    for a, b in zip(first, second, strict=True):
-        data = a.read_bytes()
-        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
-        assert data == b.read_bytes()
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [figures.PHRASE_FIGURE, figures.SCORE_FIGURE]
-
-
 def test_cli_stats_json_and_plots(built_release, tmp_path):
-    out = run("stats", str(built_release), "--json", "--plots", str(tmp_path / "plots"), "--top", "5")
+    out = run(
+        "stats", str(built_release), "--json", "--plots", str(tmp_path / "plots"), "--top", "5",
+        "--width", "column",
+    )  # fmt: skip
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["hallucinations"]["count"] == 39
     assert data["table2"]["rows"][0]["task"] == "travel planning"
     assert all(len(v) == 5 for v in data["preference_phrases"].values())
-    assert sorted(Path(p).name for p in data["figures"]) == [figures.PHRASE_FIGURE, figures.SCORE_FIGURE]
-    assert all(Path(p).read_bytes()[:4] == b"\x89PNG" for p in data["figures"])
+    stems = (figures.PHRASE_FIGURE, figures.SCORE_FIGURE)
+    assert sorted(Path(p).name for p in data["figures"]) == sorted(
+        f"{stem}.{ext}" for stem in stems for ext in ("pdf", "png", "svg")
+    )
+    png = next(Path(p) for p in data["figures"] if p.endswith("score_distribution.png"))
+    assert int.from_bytes(png.read_bytes()[16:20], "big") == 990  # 3.3 in at 300 dpi
+
+
+def test_cli_stats_bad_width_is_one_line(built_release, tmp_path):
+    out = run("stats", str(built_release), "--plots", str(tmp_path / "p"), "--width", "wide")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.count("\n") == 1 and "'wide'" in out.stderr and "column" in out.stderr
+    assert not (tmp_path / "p").exists()
 
 
 def test_cli_stats_text(built_release):
     out = run("stats", str(built_release))
     assert out.returncode == 0, out.stderr
-    assert "Hallucinations: 39 of 7103 annotated assistant replies" in out.stdout
+    assert "Hallucinations: 39 of 7,103 annotated assistant replies" in out.stdout
+    # one format per column: counts with thousands separators, means with fixed decimals
+    assert next(x for x in out.stdout.splitlines() if x.startswith("filtered")).split() == [
+        "filtered", "22", "1,856", "7.65", "1,475.22",
+    ]  # fmt: skip
+    assert next(x for x in out.stdout.splitlines() if x.startswith("train ")).split()[:3] == [
+        "train", "5,676", "105.55",
+    ]  # fmt: skip
     line = next(x for x in out.stdout.splitlines() if x.startswith("recipe planning"))
     assert line.split()[2:] == ["352", "1.670", "0.389", "1.616", "0.977", "1.830", "1.795", "0.653"]
 
@@ -170,6 +170,8 @@ def test_generated_corpus_counts_only_conversations_that_passed(tmp_path):
     build_dataset(write_tiny_corpus(tmp_path / "corpus"), tmp_path / "built", progress=False)
     s = compute_stats(tmp_path / "built")
     assert s["table1"]["filtered"]["conversations"] == 4
+    assert s["table1"]["filtered"]["avg_utterances"] == 3.5
+    assert "filtered           3       4       3.50        20.00" in render_text(s)  # 3.50, not 3.5
     assert s["table1"]["filter_passed"] == {"true": 4, "false": 0, "null": 0}
     assert s["hallucinations"] == {"count": 2, "annotated_replies": 5}
     rows = {r["task"]: r for r in s["table2"]["rows"]}

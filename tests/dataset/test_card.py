@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 from tiny_corpus import SECRET_KEY, SECRET_PASSWORD, write_tiny_corpus
 
 from recllmsim_hf.dataset.card import make_card_data, make_context, render_card, size_category
+from recllmsim_hf.dataset.card_settings import CardSettings, set_repo_id, usage_block
 from recllmsim_hf.dataset.card_stats import scrub
 from recllmsim_hf.errors import InputError
 from recllmsim_hf.features import CONFIG_NAMES, SPLITS, TABLES
@@ -77,7 +79,7 @@ def test_strict_rendering_refuses_misspelled_variables(tiny):
     with pytest.raises(InputError, match="has no attribute 'conversation'"):
         render_card(card_data, context, template="---\n{{ card_data }}\n---\n{{ stats.conversation }}\n")
     card = render_card(card_data, context, template="---\n{{ card_data }}\n---\n# {{ pretty_name }}\n")
-    assert card.text == "# RecLLMSim\n"
+    assert card.text == "# tiny test corpus: RecLLMSim-style conversations\n"
 
 
 def test_release_statistics_are_computed_from_the_data(built_release):
@@ -125,11 +127,11 @@ def test_generated_corpus_card_says_how_it_was_made(tiny):
     text = (build / "README.md").read_text(encoding="utf-8")
     for expected in (
         "5 generated, 4 passed the generation filters",
-        "**User simulator model(s):** sim-model-a (3), sim-model-b (1)",
-        "**Prompt version(s):** prompts-v7 (4)",
+        "**User simulator model(s):** sim-model-a (3 conversations), sim-model-b (1 conversation)",
+        "**Prompt version(s):** prompts-v7 (4 conversations)",
         "**Generated on:** 2026-03-01 to 2026-03-02",
-        "1,500 prompt + 150 completion (about 1.25 USD",
-        "**Annotator model(s):** annotator-model-z (4)",
+        "**Tokens used by all 5 generated conversations:** 1,500 prompt + 150 completion tokens (about",
+        "**Annotator model(s):** annotator-model-z (4 conversations)",
         "`base_url`: http://127.0.0.1:9/v1",
     ):
         assert expected in text
@@ -146,3 +148,117 @@ def test_scrub_removes_credentials():
         "key <redacted> and <redacted> and <redacted>"
     )
     assert scrub("gpt-4o-mini") == "gpt-4o-mini"
+
+
+def test_generated_corpus_does_not_claim_to_be_the_release(tiny):
+    _, build = tiny
+    text = (build / "README.md").read_text(encoding="utf-8")
+    meta = _card(build).data.to_dict()
+    assert meta["pretty_name"] == "tiny test corpus: RecLLMSim-style conversations"
+    assert meta["license"] == "unknown"
+    assert "\n# tiny test corpus: RecLLMSim-style conversations\n" in text
+    assert "(this corpus is not that release)" in text
+    assert "No citation was given for this corpus (`recllmsim build --citation FILE` adds one)." in text
+    assert "The data was made with the method of RecLLMSim; please also cite it:" in text
+    assert 'ds = load_dataset("your-name/tiny-test-corpus", "intent")' in text
+
+
+def test_build_card_settings(tmp_path):
+    from recllmsim_hf.dataset.build import build_dataset
+
+    corpus = write_tiny_corpus(tmp_path / "corpus")
+    bib = "@misc{mine, title = {My corpus}}\n"
+    settings = CardSettings(name="my-sim", pretty_name="My Sim", license="cc-by-4.0", citation=bib)
+    build_dataset(corpus, tmp_path / "b", progress=False, card=settings)
+    text = (tmp_path / "b" / "README.md").read_text(encoding="utf-8")
+    meta = _card(tmp_path / "b").data.to_dict()
+    assert meta["pretty_name"] == "My Sim" and meta["license"] == "cc-by-4.0"
+    assert "\n# My Sim\n" in text and "- **License:** cc-by-4.0\n" in text
+    assert "```bibtex\n@misc{mine, title = {My corpus}}\n```" in text
+    assert text.count("@misc{recllmsim,") == 1  # credited as the method, once
+    assert 'ds = load_dataset("your-name/my-sim", "intent")' in text
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (
+            {"license": "Apache 2.0"},
+            r"--license: must be a Hub license id in lower case .*but got 'Apache 2.0'",
+        ),
+        ({"name": "my name"}, r"--name: must be letters, digits.*but got 'my name'"),
+        ({"pretty_name": "  "}, r"--pretty-name: must not be empty"),
+    ],
+)
+def test_bad_card_settings(kwargs, message):
+    with pytest.raises(InputError, match=message):
+        CardSettings(**kwargs)
+
+
+def test_citation_file(tmp_path):
+    with pytest.raises(InputError, match=r"--citation .*missing.bib: no such file; pass a BibTeX file"):
+        CardSettings.from_options(None, None, None, tmp_path / "missing.bib")
+    (tmp_path / "empty.bib").write_text("  \n")
+    with pytest.raises(InputError, match=r"empty.bib: the file is empty"):
+        CardSettings.from_options(None, None, None, tmp_path / "empty.bib")
+    (tmp_path / "c.bib").write_text("@misc{x}\n")
+    assert CardSettings.from_options(None, None, "mit", tmp_path / "c.bib").citation == "@misc{x}\n"
+
+
+def test_release_card_keeps_the_release_identity(built_release):
+    text = (built_release / "README.md").read_text(encoding="utf-8")
+    assert "\n# RecLLMSim\n" in text and "- **License:** apache-2.0\n" in text
+    assert "please also cite it" not in text and text.count("@misc{recllmsim,") == 1
+    assert 'ds = load_dataset("your-name/recllmsim", "intent")  # this repo\'s id; a local build: ' in text
+
+
+def test_usage_snippet_gets_the_repo_id():
+    block = usage_block("recllmsim", "conversations")
+    card = f"# Title\n\n{block}\n\nmore text\n"
+    pushed = set_repo_id(card, "alice/sims")
+    assert 'ds = load_dataset("alice/sims", "conversations")\n```' in pushed
+    assert "your-name" not in pushed and "a local build" not in pushed
+    assert pushed.startswith("# Title\n\n<!-- recllmsim:usage -->") and pushed.endswith("\n\nmore text\n")
+    assert set_repo_id(pushed, "bob/x") == set_repo_id(card, "bob/x")  # pushing again replaces it
+    assert set_repo_id("no snippet", "a/b") == "no snippet"
+
+
+def test_dataset_info_sizes_are_real(built_release):
+    meta = _card(built_release).data.to_dict()
+    infos = {i["config_name"]: i for i in meta["dataset_info"]}
+    for config, info in infos.items():
+        table = "intent_utterances" if config == "intent" else config
+        on_disk = sum(p.stat().st_size for p in (built_release / table).glob("*.parquet"))
+        assert info["download_size"] == on_disk > 0, config
+        assert info["dataset_size"] == sum(s["num_bytes"] for s in info["splits"]) > 0, config
+
+
+def test_data_fields_cover_every_feature_of_every_config(built_release):
+    import datasets
+
+    text = (built_release / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Data fields", 1)[1].split("\n## Statistics", 1)[0]
+    for table in TABLES:
+        part = section.split(f"### `{table}`\n", 1)[1].split("\n### ", 1)[0]
+        features = datasets.load_dataset(str(built_release), table, split="train").features
+        for name in features:
+            assert f"| `{name}` | " in part, (table, name)
+        assert "```json\n{" in part
+    labels = "0 Search, 1 Recommendation, 2 Search & Recommendation, 3 Planning, 4 Others"
+    assert f"| `label` | ClassLabel: {labels} |" in section
+    assert "| `turns.role` | string | Who speaks: `user` (the simulator) or `assistant`. |" in section
+    assert '"conversation_id": "new_travel_planning-0",' in section  # the first row, from the shards
+    assert all(line.count("|") == 4 or not line.startswith("| `") for line in section.splitlines())
+
+
+def test_provenance_block_has_no_empty_lines(tmp_path):
+    from recllmsim_hf.corpus import MANIFEST
+    from recllmsim_hf.dataset.card_stats import read_provenance
+
+    corpus = write_tiny_corpus(tmp_path / "corpus")
+    manifest = json.loads((corpus / MANIFEST).read_text())
+    manifest["generation"].update({"conversations": {"catalogs": [], "seed": 3}, "note": "  ", "none": None})
+    (corpus / MANIFEST).write_text(json.dumps(manifest))
+    settings = dict(read_provenance(corpus).settings)
+    assert settings["conversations.seed"] == "3"
+    assert not {"conversations.catalogs", "note", "none"} & set(settings)

@@ -379,3 +379,42 @@ def test_cache_folder_not_writable(repo, tmp_path):
     archive.write_bytes(zip_bytes(repo))
     with pytest.raises(RecLLMSimError, match=r"file/extracted: cannot write the cache .*RECLLMSIM_CACHE"):
         resolve_release(archive, cache_dir=blocker, expected_files=None)
+
+
+@pytest.fixture
+def no_dns(monkeypatch):
+    """The operating system's resolver as on a machine without a network: every lookup of a name
+    that is not an address fails the way glibc does (the HTTP client above it is the real one)."""
+    import socket
+
+    real, lookups = socket.getaddrinfo, []
+
+    def resolve(host, *args, **kwargs):
+        lookups.append(host)
+        if host not in ("127.0.0.1", "localhost"):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    return lookups
+
+
+def test_dns_failure_fails_at_once_with_the_offline_advice(no_dns, tmp_path):
+    with pytest.raises(ServiceError) as err:
+        resolve_release(None, cache_dir=tmp_path / "cache", progress=False)
+    assert no_dns == ["github.com"]  # one lookup: no retries, no 15 s of backoff
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"{DEFAULT_RELEASE_URL}: cannot resolve github.com (Name or service not known): ")
+    assert "https://github.com/wzf2000/RecLLMSim" in msg and "`recllmsim build --source PATH`" in msg
+    assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []
+
+
+def test_dns_failure_of_another_url(no_dns, tmp_path):
+    pattern = (
+        r"cannot resolve mirror\.example \(Name or service not known\): .* "
+        r"check the host name, or download the file elsewhere and pass --source PATH$"
+    )
+    with pytest.raises(ServiceError, match=pattern):
+        resolve_release("https://mirror.example/r.zip", cache_dir=tmp_path, progress=False)
+    assert no_dns == ["mirror.example"]
