@@ -126,7 +126,7 @@ def test_round_trip_loads_what_was_built(hub, built_release, tmp_path):
     assert 'load_dataset("your-name/recllmsim", "intent")' in local["README.md"].decode()
     assert card == set_repo_id(local["README.md"].decode(), "me/recllmsim")
     repo = hub.repos[("dataset", "me/recllmsim")]
-    assert repo.commits[head].title == "Upload RecLLMSim build: 5 configs, 1,856 conversations"
+    assert repo.commits[head].title == "Upload RecLLMSim build: 9 configs, 1,856 conversations"
 
     jobs = [
         {"path": "me/recllmsim", "config": "intent", "digest": True},
