@@ -158,10 +158,16 @@ class Quirks:
         if matches(model, NO_SYSTEM_ROLE):
             for i, m in enumerate(body.get("messages") or []):
                 if m.get("role") in ("system", "developer"):
-                    message = f"Unsupported value: 'messages[{i}].role' does not support '{m['role']}' with this model."
+                    message = (
+                        f"Unsupported value: 'messages[{i}].role' does not support '{m['role']}' "
+                        "with this model."
+                    )
                     return 400, self.error(400, message, f"messages[{i}].role", "unsupported_value")
         if "max_tokens" in body:
-            message = "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead."
+            message = (
+                "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                "Use 'max_completion_tokens' instead."
+            )
             return 400, self.error(400, message, "max_tokens", "unsupported_parameter")
         temperature = body.get("temperature")
         if temperature is not None and temperature != 1:

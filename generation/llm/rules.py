@@ -12,8 +12,9 @@ Example:
     >>> rules = ModelRules.load()
     >>> body = {"model": "gpt-5-mini", "messages": [{"role": "system", "content": "Be brief."}],
     ...         "temperature": 0.0, "max_tokens": 40}
-    >>> shape(rules.rule("gpt-5-mini"), body)
-    {'model': 'gpt-5-mini', 'messages': [{'role': 'developer', 'content': 'Be brief.'}], 'max_completion_tokens': 4096}
+    >>> sent = shape(rules.rule("gpt-5-mini"), body)
+    >>> sent["messages"][0]["role"], "temperature" in sent, sent["max_completion_tokens"]
+    ('developer', False, 4096)
     >>> shape(rules.rule("gpt-4o-mini"), body) == body
     True
 """
@@ -127,7 +128,8 @@ def _read(path: Path) -> dict:
     except OSError as e:
         raise InputError(f"{path}: cannot read the model rules ({e.strerror}); check --model-rules") from None
     except yaml.YAMLError as e:
-        raise InputError(f"{path}: not valid YAML/JSON ({str(e).splitlines()[0]}); fix the rules file") from None
+        first = str(e).splitlines()[0]
+        raise InputError(f"{path}: not valid YAML/JSON ({first}); fix the rules file") from None
     if not isinstance(data, dict):
         raise InputError(
             f"{path}: a rules file must be a mapping with `rules:`, but got {type(data).__name__}; "

@@ -36,7 +36,8 @@ _THANKS = rf"(?:thank{_SEP}*you|thank{_SEP}*u|many{_SEP}+thanks|thanks|thx)"
 _FILLER = r"(?:so|very|really|much|a|lot|again|for|all|your|the|help|everything|kindly|and|once|more)"
 _BYE = rf"(?:good{_SEP}*bye|bye(?:{_SEP}*bye)?(?:{_SEP}+now)?)"
 _EN = re.compile(rf"\b{_THANKS}(?:{_SEP}+{_FILLER}\b)*{_SEP}+{_BYE}{_SEP}*$", re.IGNORECASE)
-_ZH = re.compile(rf"(?:谢谢(?:你|您)?|多谢|非常感谢|感谢(?:你|您)?)(?:的帮助|啦)?{_SEP}*(?:再见|拜拜)(?:啦|了)?{_SEP}*$")
+_ZH_THANKS = r"(?:谢谢(?:你|您)?|多谢|非常感谢|感谢(?:你|您)?)(?:的帮助|啦)?"
+_ZH = re.compile(rf"{_ZH_THANKS}{_SEP}*(?:再见|拜拜)(?:啦|了)?{_SEP}*$")
 
 
 def closing_phrase(text: str, language: str = "en") -> str | None:
