@@ -54,9 +54,17 @@ class Guard:
             yield
             return
         lock = self._locks.setdefault(ident, asyncio.Lock())
-        async with lock:
+        await lock.acquire()
+        if ident in self._answered:  # it answered while this one waited: no need to go alone
+            lock.release()
             self.raise_if_stopped()
             yield
+            return
+        try:
+            self.raise_if_stopped()
+            yield
+        finally:
+            lock.release()
 
     def answered(self, ident: tuple) -> None:
         self._answered.add(ident)
