@@ -223,8 +223,13 @@ async def run_conversation(runner, item: PlanItem, settings: Settings) -> Conver
             cost_usd=round(cost, 8) if cost_known else None,
             started_at=started_at,
             duration_s=round(time.perf_counter() - t0, 3),
-            extra={"index": item.index, "closing_message": closing, "closing_phrase": phrase, **stats,
-                   **({"context_error": context_error} if context_error else {})},  # fmt: skip
+            extra={
+                "index": item.index,
+                "closing_message": closing,
+                "closing_phrase": phrase,
+                **stats,
+                **({"context_error": context_error} if context_error else {}),
+            },  # fmt: skip
         ),
     )
     conv.extra["filter"] = check_rules(conv, settings.language)

@@ -16,7 +16,8 @@ BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Héllo
 
 def put(cache: ResponseCache, key: str, text: str = "Hi!", structured_mode: str | None = None) -> None:
     cache.put(key, model="gpt-4o-mini", prompt_version="v1", text=text, finish_reason="stop",
-              prompt_tokens=10, completion_tokens=3, cost_usd=3.3e-06, structured_mode=structured_mode)  # fmt: skip
+              prompt_tokens=10, completion_tokens=3, cost_usd=3.3e-06,
+              structured_mode=structured_mode)  # fmt: skip
 
 
 # -- key contract -------------------------------------------------------------------------------------
@@ -34,7 +35,9 @@ def test_key_is_sha256_of_the_documented_canonical_json():
 
 def test_key_names_the_endpoint():
     local = key_for_body(BODY, "v1", "http://127.0.0.1:8000/v1")
-    assert local == key_for_body(BODY, "v1", "http://127.0.0.1:8000/v1/")  # a trailing slash is the same server
+    assert local == key_for_body(
+        BODY, "v1", "http://127.0.0.1:8000/v1/"
+    )  # a trailing slash is the same server
     assert local != key_for_body(BODY, "v1", "http://127.0.0.1:8001/v1") != key_for_body(BODY, "v1")
     assert key_for_body(BODY, "v1", None) == key_for_body(BODY, "v1", "https://api.openai.com/v1")
 

@@ -193,7 +193,7 @@ def test_invalid_structured_output_is_retried_once_then_recorded():
         result = run(one, r, ask(role="annotator", response_model=Intent))
     assert result.parsed is None and srv.count == 2 and result.error_kind == "invalid_output"
     assert "structured output does not fit Intent (intent: Input should be 'Search'" in result.error
-    assert "reply began '{\"intent\": \"Shopping\"" in result.error
+    assert 'reply began \'{"intent": "Shopping"' in result.error
     assert r.stats.completion_tokens > 0  # the invalid replies were billed and are counted
 
 
