@@ -24,7 +24,8 @@ Options (keyword arguments; the same names as ``--flags`` with dashes):
   conversation has ``end_after`` assistant replies before the goodbye); any other
   request gets a deterministic assistant-style answer.
 - ``json_replier(schema, messages, body) -> dict | str``: the reply when the request asks
-  for ``response_format={"type": "json_schema", ...}``. Default :func:`example_for`, a
+  for ``response_format={"type": "json_schema", ...}``, or gives a schema in a message after
+  "JSON schema:" (JSON mode and plain prompting: the model follows the prompt). Default :func:`example_for`, a
   schema-driven example (first enum value, ``minItems`` items, ``minimum`` numbers).
 - ``latency`` seconds, ``jitter`` fraction: each response waits ``latency * (1 + jitter * u)``,
   ``u`` uniform in [-1, 1].
@@ -121,6 +122,24 @@ def example_for(schema: dict, messages: list[dict] | None = None, body: dict | N
     return gen(schema)
 
 
+SCHEMA_MARKER = "JSON schema:"
+
+
+def _schema_in_prompt(messages: list[dict]) -> dict | None:
+    """The JSON schema a message asks the model to follow ("... JSON schema:\n{...}"), if any."""
+    for m in messages:
+        content = str(m.get("content", ""))
+        at = content.find(SCHEMA_MARKER)
+        if at != -1:
+            try:
+                value, _ = json.JSONDecoder().raw_decode(content[at + len(SCHEMA_MARKER) :].lstrip())
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                return value
+    return None
+
+
 class FakeOpenAI:
     """The server; use as a context manager (background thread) or :meth:`serve_forever`."""
 
@@ -195,9 +214,13 @@ class FakeOpenAI:
     def _completion(self, body: dict) -> bytes:
         messages = body.get("messages") or []
         fmt = body.get("response_format") or {}
-        structured = fmt.get("type") in ("json_schema", "json_object")
+        prompted = _schema_in_prompt(messages)
+        structured = fmt.get("type") in ("json_schema", "json_object") or prompted is not None
         if fmt.get("type") == "json_schema":
             value = self.json_replier(fmt["json_schema"].get("schema", {}), messages, body)
+            text = value if isinstance(value, str) else json.dumps(value)
+        elif prompted is not None:  # a model following a schema given in the prompt (JSON mode or none)
+            value = self.json_replier(prompted, messages, body)
             text = value if isinstance(value, str) else json.dumps(value)
         else:
             text = self.replier(messages, body)

@@ -250,56 +250,46 @@ class LLMRunner:
             body[rule.max_tokens_field] *= cap_scale
         return body
 
-    async def _send(self, request: LLMRequest, endpoint: Endpoint) -> LLMResult:
+    async def _attempt(self, request: LLMRequest, endpoint: Endpoint, mode: str | None, cap_scale: int):
+        """One HTTP attempt: (reply JSON, body bytes, cap sent, mode used). The mode is read when the
+        endpoint's turn comes, so calls queued behind the first one use what it found out."""
         ident = (endpoint.base_url, endpoint.model)
         rule = self.rules.rule(endpoint.model)
-        structured = request.response_model is not None
-        mode = self._modes.get(ident, first_mode(self.structured_output)) if structured else None
-        error, kind, attempt, cap_scale, asked_again = "not sent", "transient", 0, 1, False
-        while attempt < self.retry.attempts():
-            attempt += 1
-            if attempt > 1:
-                self.stats.retries += 1
+        async with self.guard.turn(ident):
+            if mode is not None:
+                mode = self._modes.get(ident, mode)
             body = self._body(request, endpoint, mode or "json_schema", cap_scale)
             cap = body.get(rule.max_tokens_field)
             raw = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
             worst = self.budget.worst_case(request, endpoint, len(raw), cap or rule.reserve_completion_tokens)
             await self.budget.reserve(worst)
-            delay = None
             try:
-                async with self.guard.turn(ident):
-                    async with self._slots:
-                        self.stats.requests += 1
-                        data = await self.transport.complete(endpoint, raw)
-                    self.guard.answered(ident)
+                async with self._slots:
+                    self.stats.requests += 1
+                    data = await self.transport.complete(endpoint, raw)
+            except TransportFailure as e:
+                e.mode = mode  # the mode this attempt was sent in
+                raise
+            finally:
+                await self.budget.settle(worst)
+            self.guard.answered(ident)
+        return data, raw, cap, mode
+
+    async def _send(self, request: LLMRequest, endpoint: Endpoint) -> LLMResult:
+        ident = (endpoint.base_url, endpoint.model)
+        field = self.rules.rule(endpoint.model).max_tokens_field
+        mode = first_mode(self.structured_output) if request.response_model is not None else None
+        error, kind, attempt, cap_scale, asked_again = "not sent", "transient", 0, 1, False
+        while attempt < self.retry.attempts():
+            attempt += 1
+            if attempt > 1:
+                self.stats.retries += 1
+            try:
+                data, raw, cap, mode = await self._attempt(request, endpoint, mode, cap_scale)
                 result, problem = read_reply(data, request, model=endpoint.model, mode=mode,
                                              prices=self.prices, body=raw)  # fmt: skip
-                self._count(result, endpoint)
-                result.attempts = attempt
-                if problem is None:
-                    return result
-                if problem.kind == "refusal":
-                    return self._failed(request, endpoint, attempt, "refusal", f"refused: {problem.detail}",
-                                        refusal=problem.detail)  # fmt: skip
-                if problem.kind == "length":
-                    field = rule.max_tokens_field
-                    if cap is not None and cap_scale == 1:
-                        cap_scale = 2  # once, with room to finish
-                        continue
-                    where = f"{field}={cap}" if cap is not None else "the server's own limit (no cap sent)"
-                    return self._failed(
-                        request, endpoint, attempt, "length",
-                        f"the reply was cut at {where} ({problem.detail}); raise the cap or use a model "
-                        "that answers more briefly",
-                    )  # fmt: skip
-                error, kind = problem.detail, "invalid_output"
-                if asked_again:
-                    break
-                asked_again = True
-                continue
             except TransportFailure as e:
-                kind = classify(e)
-                error = self._redact(str(e))
+                kind, error, mode = classify(e), self._redact(str(e)), getattr(e, "mode", mode)
                 if kind == "fatal":
                     where = endpoint.base_url or "the OpenAI API"
                     raise ServiceError(
@@ -316,11 +306,30 @@ class LLMRunner:
                 if kind == "rejected":
                     self.guard.rejected(ident, error)
                     break
-                delay = self.retry.delay(attempt, e.retry_after)
-            finally:
-                await self.budget.settle(worst)
-            if delay is not None and attempt < self.retry.attempts():
-                await asyncio.sleep(delay)
+                if attempt < self.retry.attempts():
+                    await asyncio.sleep(self.retry.delay(attempt, e.retry_after))
+                continue
+            self._count(result, endpoint)
+            result.attempts = attempt
+            if problem is None:
+                return result
+            if problem.kind == "refusal":
+                return self._failed(request, endpoint, attempt, "refusal", f"refused: {problem.detail}",
+                                    refusal=problem.detail)  # fmt: skip
+            if problem.kind == "length":
+                if cap is not None and cap_scale == 1:
+                    cap_scale = 2  # once, with room to finish
+                    continue
+                where = f"{field}={cap}" if cap is not None else "the server's own limit (no cap sent)"
+                return self._failed(
+                    request, endpoint, attempt, "length",
+                    f"the reply was cut at {where} ({problem.detail}); raise the cap or use a model "
+                    "that answers more briefly",
+                )  # fmt: skip
+            error, kind = problem.detail, "invalid_output"
+            if asked_again:
+                break
+            asked_again = True
         how = "rejected (not retried)" if kind == "rejected" else f"failed after {attempt} attempt(s)"
         return self._failed(request, endpoint, attempt, kind, f"{how}: {error}", plain=True)
 
