@@ -15,11 +15,11 @@ import pytest
 import typer
 from fake_openai import FakeOpenAI
 from fake_quirks import REFUSAL, Quirks
+from recllmsim_hf.generation.llm.options import SHARED
 from tiny_corpus import write_tiny_corpus
 
 from recllmsim_hf.cli import app, main
 from recllmsim_hf.corpus import read_jsonl
-from recllmsim_hf.generation.llm.options import SHARED
 from recllmsim_hf.schema import Conversation
 
 KEY = "sk-real-servers-test-7f3e"
@@ -68,30 +68,69 @@ def llm(srv: FakeOpenAI, model: str = "gpt-4o-mini", *more) -> list:
 
 def profile_replier(schema, messages, body):
     seed = body.get("seed", 0)
-    base = {k: [f"{k} {seed}-{i}", "dislikes noise"] for i, k in enumerate(
-        ("personality", "daily_interests_and_hobbies", "travel_habits", "dining_preferences", "spending_habits",
-         "other_aspects"))}  # fmt: skip
-    drafts = [{"gender": "Female", "age": str(20 + j), "occupation": f"job {seed}-{j}",
-               **{k: [f"{v[0]} {j}", v[1]] for k, v in base.items()}} for j in range(5)]  # fmt: skip
+    base = {
+        k: [f"{k} {seed}-{i}", "dislikes noise"]
+        for i, k in enumerate(
+            (
+                "personality",
+                "daily_interests_and_hobbies",
+                "travel_habits",
+                "dining_preferences",
+                "spending_habits",
+                "other_aspects",
+            )
+        )
+    }
+    drafts = [
+        {
+            "gender": "Female",
+            "age": str(20 + j),
+            "occupation": f"job {seed}-{j}",
+            **{k: [f"{v[0]} {j}", v[1]] for k, v in base.items()},
+        }
+        for j in range(5)
+    ]
     return {"profiles": drafts}
 
 
 COMMANDS = {
-    "profiles": lambda d, t, b: ["generate", "profiles", "-n", "3", "--out", d / "p", "--batch-size", "3",
-                                 "--chains", "1"],
-    "conversations": lambda d, t, b: ["generate", "conversations", "-n", "2", "--out", d / "c", "--profiles",
-                                      t / "profiles.jsonl", "--tasks", TASK, "--max-turns", "3"],
+    "profiles": lambda d, t, b: [
+        "generate",
+        "profiles",
+        "-n",
+        "3",
+        "--out",
+        d / "p",
+        "--batch-size",
+        "3",
+        "--chains",
+        "1",
+    ],
+    "conversations": lambda d, t, b: [
+        "generate",
+        "conversations",
+        "-n",
+        "2",
+        "--out",
+        d / "c",
+        "--profiles",
+        t / "profiles.jsonl",
+        "--tasks",
+        TASK,
+        "--max-turns",
+        "3",
+    ],
     "filter": lambda d, t, b: ["generate", "filter", "--corpus", t, "--llm-check"],
     "annotate": lambda d, t, b: ["annotate", "--corpus", t, "--what", ALL, "--overwrite"],
     "baseline": lambda d, t, b: ["baseline", "intent", b, "--models", "llm-zero-shot"],
-}  # fmt: skip
+}
 
 
 def bodies(srv: FakeOpenAI) -> list[dict]:
     return [r["body"] for r in srv.requests]
 
 
-# -- one flag set ---------------------------------------------------------------------------------------
+# -- one flag set --
 
 
 def test_every_llm_command_takes_the_same_llm_flags_with_the_same_defaults():
@@ -100,8 +139,13 @@ def test_every_llm_command_takes_the_same_llm_flags_with_the_same_defaults():
     _register_subcommands()
     root = typer.main.get_command(app)
     ctx = click.Context(root)
-    paths = [("generate", "profiles"), ("generate", "conversations"), ("generate", "filter"), ("annotate",),
-             ("baseline", "intent")]  # fmt: skip
+    paths = [
+        ("generate", "profiles"),
+        ("generate", "conversations"),
+        ("generate", "filter"),
+        ("annotate",),
+        ("baseline", "intent"),
+    ]
     seen = {}
     for path in paths:
         command = root
@@ -116,14 +160,17 @@ def test_every_llm_command_takes_the_same_llm_flags_with_the_same_defaults():
     assert first["--structured-output"] == ("auto", False)
 
 
-# -- reasoning models ----------------------------------------------------------------------------------------
+# -- reasoning models --
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_reasoning_model_rules_let_every_command_complete(command, cli, tmp_path, tiny, built):
     extra = ["--max-tokens", "400"] if command == "conversations" else []
-    with FakeOpenAI(quirks="openai-reasoning", json_replier=profile_replier if command == "profiles" else None,
-                    end_after=1) as srv:  # fmt: skip
+    with FakeOpenAI(
+        quirks="openai-reasoning",
+        json_replier=profile_replier if command == "profiles" else None,
+        end_after=1,
+    ) as srv:
         code, out, err = cli(*COMMANDS[command](tmp_path, tiny, built), *llm(srv, "gpt-5-mini"), *extra)
     assert code == 0, err
     assert srv.count > 0 and set(srv.outcomes) == {"ok"}  # not one 400
@@ -136,13 +183,17 @@ def test_reasoning_model_rules_let_every_command_complete(command, cli, tmp_path
         assert len(convs) == 2 and all(c.end_reason == "goodbye" for c in convs)
 
 
-# -- servers without json_schema ---------------------------------------------------------------------------
+# -- servers without json_schema --
 
 
 @pytest.mark.parametrize("command", ["profiles", "filter", "annotate", "baseline"])
-@pytest.mark.parametrize(("quirks", "mode"), [("vllm-no-json-schema", "json_object"),
-                                              (Quirks(flavour="ollama", structured="none", fence_json=True),
-                                               "prompt")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("quirks", "mode"),
+    [
+        ("vllm-no-json-schema", "json_object"),
+        (Quirks(flavour="ollama", structured="none", fence_json=True), "prompt"),
+    ],
+)
 def test_without_json_schema_structured_commands_complete_and_record_the_mode(
     command, quirks, mode, cli, tmp_path, tiny, built
 ):
@@ -167,7 +218,7 @@ def test_without_json_schema_structured_commands_complete_and_record_the_mode(
         assert summary["results"][0]["structured_output"] == mode and summary["results"][0]["failed"] == 0
 
 
-# -- unknown model, bad key ------------------------------------------------------------------------------------
+# -- unknown model, bad key --
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
@@ -175,13 +226,21 @@ def test_an_unknown_model_stops_every_command_within_five_requests_with_one_line
     command, cli, tmp_path, tiny, built
 ):
     before = (tiny / "conversations.jsonl").read_bytes()
+    args = COMMANDS[command](tmp_path, tiny, built)
+    if command == "conversations":
+        args = [*args[:3], "12", *args[4:]]
     with FakeOpenAI(quirks="unknown-model") as srv:
-        code, out, err = cli(*COMMANDS[command](tmp_path, tiny, built), *llm(srv, "gpt-4o-mini-typo"))
+        code, out, err = cli(*args, *llm(srv, "gpt-4o-mini-typo"))
     assert code == 3 and srv.count <= 5
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err
-    assert lines[0].startswith(f"recllmsim: error: gpt-4o-mini-typo at {srv.base_url} rejected 3 identical "
-                               "requests (HTTP 404: The model `gpt-4o-mini-typo` does not exist")  # fmt: skip
+    lines = [line for line in err.strip().splitlines() if not line.startswith("estimate: ")]
+    assert len(lines) == 1 and "Traceback" not in err and lines[0].startswith("recllmsim: error: ")
+    assert "The model `gpt-4o-mini-typo` does not exist or you do not have access to it." in lines[0]
+    if command == "baseline":  # one test utterance: one rejected call, named with its endpoint
+        assert f"rejected by {srv.base_url} for gpt-4o-mini-typo (not retried): HTTP 404" in lines[0]
+    else:
+        assert lines[0].startswith(
+            f"recllmsim: error: gpt-4o-mini-typo at {srv.base_url} rejected 3 identical requests (HTTP 404: "
+        )
     assert (tiny / "conversations.jsonl").read_bytes() == before  # what was there is kept as it was
 
 
@@ -192,7 +251,7 @@ def test_a_bad_key_stops_at_the_first_request_without_showing_it(cli, tiny):
     assert "refused the request (HTTP 401: Incorrect API key provided: sk-*7f3e." in err
 
 
-# -- answers that cannot improve -----------------------------------------------------------------------------
+# -- answers that cannot improve --
 
 
 @pytest.mark.parametrize("command", ["profiles", "filter", "annotate", "baseline"])
@@ -203,10 +262,13 @@ def test_truncated_json_is_asked_again_once_with_a_doubled_cap_then_fails_the_co
     with FakeOpenAI(quirks="truncated-json") as srv:
         code, out, err = cli(*COMMANDS[command](tmp_path, tiny, built), *llm(srv), *what)
     assert code == 3, err
-    if command == "annotate":  # summary calls carry a cap: asked twice, the second time with it doubled
-        caps = [b["max_completion_tokens"] for b in bodies(srv)]
-        assert sorted(set(caps)) == [200, 400] and caps.count(200) == caps.count(400) == srv.count // 2
-        assert "annotator call(s) failed (first: tiny-" in err and "cut at max_completion_tokens=400" in err
+    if command in ("annotate", "baseline"):  # calls with a cap: asked twice, the second time with it doubled
+        cap = 200 if command == "annotate" else 40
+        caps = [b["max_tokens"] for b in bodies(srv)]
+        assert (
+            sorted(set(caps)) == [cap, 2 * cap] and caps.count(cap) == caps.count(2 * cap) == srv.count // 2
+        )
+        assert f"the reply was cut at max_tokens={2 * cap} (cut JSON)" in err
     else:  # no cap sent: the server's own limit cut the reply; recorded at once
         assert "the server's own limit (no cap sent)" in err
     assert "failed" in err.strip().splitlines()[-1]
@@ -218,26 +280,26 @@ def test_a_refusal_is_recorded_with_its_text_and_not_retried(command, cli, tmp_p
     with FakeOpenAI(quirks="refusal") as srv:
         code, out, err = cli(*COMMANDS[command](tmp_path, tiny, built), *llm(srv), *what)
     assert code == 3 and f"refused: {REFUSAL}" in err
-    calls = {"filter": 4, "annotate": 4, "baseline": 1}[command]
+    calls = {"filter": 5, "annotate": 4, "baseline": 1}[command]
     assert srv.count == calls  # one request per call: a refusal is not asked again
     if command == "annotate":
         conv = next(read_jsonl(tiny / "conversations.jsonl", Conversation))
         assert REFUSAL in conv.extra["annotation"]["summary"]["errors"][0]["error"]
 
 
-# -- money ------------------------------------------------------------------------------------------------
+# -- money --
 
 
 @pytest.mark.parametrize("command", ["profiles", "conversations"])
 def test_without_usage_the_budget_still_stops_the_run(command, cli, tmp_path, tiny, built):
     replier = profile_replier if command == "profiles" else None
     args = COMMANDS[command](tmp_path, tiny, built)
-    if command == "conversations":
-        args = [*args[:3], "40", *args[4:]]
+    args = [*args[:3], "200" if command == "profiles" else "40", *args[4:]]
     with FakeOpenAI(quirks="no-usage", json_replier=replier, end_after=3) as srv:
-        code, out, err = cli(*args, *llm(srv), "--budget-usd", "0.0004", "--concurrency", "2")
-    assert code == 4 and "--budget-usd 0.0004: spent" in err, err
-    assert 0 < srv.count < 200 and err.count("sent no token usage") == 1
+        code, out, err = cli(*args, *llm(srv), "--budget-usd", "0.01", "--concurrency", "2")
+    assert code == 4 and "--budget-usd 0.01: spent" in err, err
+    needed = 67 if command == "profiles" else 40 * 7  # what the run would have sent without the budget
+    assert 0 < srv.count < needed and err.count("sent no token usage") == 1
 
 
 def test_cached_prompt_tokens_make_a_conversation_cheaper(cli, tmp_path, tiny):
@@ -245,8 +307,19 @@ def test_cached_prompt_tokens_make_a_conversation_cheaper(cli, tmp_path, tiny):
     for share in (0.0, 0.5):
         with FakeOpenAI(quirks=Quirks(cached_share=share), end_after=2) as srv:
             out = tmp_path / f"c{share}"
-            code, _, err = cli("generate", "conversations", "-n", "1", "--out", out, "--profiles",
-                               tiny / "profiles.jsonl", "--tasks", TASK, *llm(srv))  # fmt: skip
+            code, _, err = cli(
+                "generate",
+                "conversations",
+                "-n",
+                "1",
+                "--out",
+                out,
+                "--profiles",
+                tiny / "profiles.jsonl",
+                "--tasks",
+                TASK,
+                *llm(srv),
+            )
         assert code == 0, err
         (conv,) = read_jsonl(out / "conversations.jsonl", Conversation)
         costs.append((conv.generation.cost_usd, conv.generation.usage.prompt_tokens))
@@ -255,7 +328,7 @@ def test_cached_prompt_tokens_make_a_conversation_cheaper(cli, tmp_path, tiny):
     assert full - half == pytest.approx(sum(int(p * 0.5) for p in [prompt]) * 0.075 / 1e6, rel=0.2)
 
 
-# -- conversations: goodbye variants, cut turns, the context limit ------------------------------------------------
+# -- conversations: goodbye variants, cut turns, the context limit --
 
 
 @pytest.mark.parametrize(
@@ -271,9 +344,23 @@ def test_cached_prompt_tokens_make_a_conversation_cheaper(cli, tmp_path, tiny):
 )
 def test_goodbye_variants_end_the_conversation(goodbye, language, ends, cli, tmp_path, tiny):
     with FakeOpenAI(goodbye=goodbye, end_after=2) as srv:
-        code, _, err = cli("generate", "conversations", "-n", "1", "--out", tmp_path / "c", "--profiles",
-                           tiny / "profiles.jsonl", "--tasks", TASK, "--max-turns", "4", "--language", language,
-                           *llm(srv))  # fmt: skip
+        code, _, err = cli(
+            "generate",
+            "conversations",
+            "-n",
+            "1",
+            "--out",
+            tmp_path / "c",
+            "--profiles",
+            tiny / "profiles.jsonl",
+            "--tasks",
+            TASK,
+            "--max-turns",
+            "4",
+            "--language",
+            language,
+            *llm(srv),
+        )
     assert code == 0, err
     (conv,) = read_jsonl(tmp_path / "c" / "conversations.jsonl", Conversation)
     if ends:
@@ -288,8 +375,21 @@ def test_goodbye_variants_end_the_conversation(goodbye, language, ends, cli, tmp
 
 def test_the_context_limit_keeps_the_paid_turns(cli, tmp_path, tiny):
     with FakeOpenAI(quirks=Quirks(flavour="vllm", context_tokens=900), end_after=9) as srv:
-        code, _, err = cli("generate", "conversations", "-n", "1", "--out", tmp_path / "c", "--profiles",
-                           tiny / "profiles.jsonl", "--tasks", TASK, "--max-turns", "10", *llm(srv))  # fmt: skip
+        code, _, err = cli(
+            "generate",
+            "conversations",
+            "-n",
+            "1",
+            "--out",
+            tmp_path / "c",
+            "--profiles",
+            tiny / "profiles.jsonl",
+            "--tasks",
+            TASK,
+            "--max-turns",
+            "10",
+            *llm(srv),
+        )
     assert code == 0, err
     (conv,) = read_jsonl(tmp_path / "c" / "conversations.jsonl", Conversation)
     assert conv.end_reason == "context_limit" and conv.num_turns >= 2
@@ -299,7 +399,7 @@ def test_the_context_limit_keeps_the_paid_turns(cli, tmp_path, tiny):
     assert "lower --max-turns or use a longer-context model" in err
 
 
-# -- keys --------------------------------------------------------------------------------------------------------
+# -- keys --
 
 
 def test_api_key_env_picks_the_key_and_openai_api_key_to_another_host_is_said_once(cli, tmp_path, tiny):
@@ -309,7 +409,9 @@ def test_api_key_env_picks_the_key_and_openai_api_key_to_another_host_is_said_on
         env = {"OPENAI_API_KEY": "sk-for-openai-only-123", "FAKE_KEY": "local-key-456"}
         code, _, err = cli(*args, "--out", tmp_path / "a", *base, "--api-key-env", "FAKE_KEY", env=env)
         assert code == 0 and "warning" not in err
-        assert srv.count_key("local-key-456") == srv.count == 3 and srv.count_key("sk-for-openai-only-123") == 0
+        assert (
+            srv.count_key("local-key-456") == srv.count == 3 and srv.count_key("sk-for-openai-only-123") == 0
+        )
         code, _, err = cli(*args, "--out", tmp_path / "b", *base, env=env)
     assert code == 0 and err.count("warning: sending the key from OPENAI_API_KEY to 127.0.0.1") == 1
     assert "sk-for-openai-only-123" not in err and srv.count_key("sk-for-openai-only-123") == 3

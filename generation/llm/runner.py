@@ -290,12 +290,13 @@ class LLMRunner:
                                              prices=self.prices, body=raw)  # fmt: skip
             except TransportFailure as e:
                 kind, error, mode = classify(e), self._redact(str(e)), getattr(e, "mode", mode)
-                if kind == "fatal":
+                if kind == "fatal":  # the key is refused: every other call stops too
                     where = endpoint.base_url or "the OpenAI API"
-                    raise ServiceError(
+                    self.guard.stopped = self.guard.stopped or (
                         f"{where} refused the request ({error}; model {endpoint.model}); "
                         "check --api-key / --api-key-env / OPENAI_API_KEY"
-                    ) from None
+                    )
+                    raise ServiceError(self.guard.stopped) from None
                 if kind == "rejected" and mode is not None and self.structured_output == "auto":
                     if refused(mode, e.status, e.server_message) and next_mode(mode) is not None:
                         mode = self._fall_back(ident, mode)
@@ -330,7 +331,10 @@ class LLMRunner:
             if asked_again:
                 break
             asked_again = True
-        how = "rejected (not retried)" if kind == "rejected" else f"failed after {attempt} attempt(s)"
+        if kind == "rejected":
+            how = f"rejected by {endpoint.base_url or 'the OpenAI API'} for {endpoint.model} (not retried)"
+        else:
+            how = f"failed after {attempt} attempt(s)"
         return self._failed(request, endpoint, attempt, kind, f"{how}: {error}", plain=True)
 
     def _failed(

@@ -12,14 +12,20 @@ import pytest
 from fake_openai import FakeOpenAI
 from fake_quirks import REFUSAL, Quirks
 from pydantic import BaseModel
-
-from recllmsim_hf import __version__
-from recllmsim_hf.errors import InputError
 from recllmsim_hf.generation.annotate.prompts import QualityAnnotation
-from recllmsim_hf.generation.llm import LLMRequest, LLMRunner, PriceTable, ResponseCache, endpoints_from_options
+from recllmsim_hf.generation.llm import (
+    LLMRequest,
+    LLMRunner,
+    PriceTable,
+    ResponseCache,
+    endpoints_from_options,
+)
 from recllmsim_hf.generation.llm.guard import RunStopped
 from recllmsim_hf.generation.llm.params import parse_key_envs, parse_params
 from recllmsim_hf.generation.llm.rules import ModelRules
+
+from recllmsim_hf import __version__
+from recllmsim_hf.errors import InputError
 
 KEY = "sk-test-0123456789abcdef"
 
@@ -48,13 +54,15 @@ def complete(r: LLMRunner, requests: list[LLMRequest]) -> list:
     return asyncio.run(main())
 
 
-# -- model rules ----------------------------------------------------------------------------------------
+# -- model rules --
 
 
 def test_reasoning_models_get_their_rules_and_complete():
     with FakeOpenAI(quirks="openai-reasoning") as srv:
-        results = complete(runner(srv, "gpt-5-mini"), [ask(i, temperature=0, max_tokens=40, response_model=Intent)
-                                                      for i in range(4)])  # fmt: skip
+        results = complete(
+            runner(srv, "gpt-5-mini"),
+            [ask(i, temperature=0, max_tokens=40, response_model=Intent) for i in range(4)],
+        )
     assert all(r.ok and r.parsed.intent == "Search" for r in results), results[0].error
     body = srv.requests[0]["body"]
     assert "temperature" not in body and "max_tokens" not in body
@@ -66,7 +74,10 @@ def test_reasoning_models_get_their_rules_and_complete():
 def test_o1_mini_gets_its_system_prompt_as_a_user_message():
     with FakeOpenAI(quirks="openai-reasoning") as srv:
         (result,) = complete(runner(srv, "o1-mini"), [ask(temperature=0, response_model=Intent)])
-    assert result.ok and srv.requests[0]["body"]["messages"][0] == {"role": "user", "content": "You label intents."}
+    assert result.ok and srv.requests[0]["body"]["messages"][0] == {
+        "role": "user",
+        "content": "You label intents.",
+    }
 
 
 def test_without_the_rules_the_reasoning_model_rejects_and_the_run_stops_after_three(tmp_path):
@@ -79,7 +90,9 @@ def test_without_the_rules_the_reasoning_model_rejects_and_the_run_stops_after_t
         with pytest.raises(RunStopped) as info:
             complete(r, [ask(i, temperature=0, max_tokens=40) for i in range(20)])
     assert srv.count == 3  # the first requests go alone: 3 identical 400s, then nothing more is sent
-    assert str(info.value).startswith(f"gpt-5-mini at {srv.base_url} rejected 3 identical requests (HTTP 400: ")
+    assert str(info.value).startswith(
+        f"gpt-5-mini at {srv.base_url} rejected 3 identical requests (HTTP 400: "
+    )
     assert "'max_tokens' is not supported with this model" in str(info.value)
     assert len(str(info.value).splitlines()) == 1
 
@@ -94,7 +107,10 @@ def test_a_user_rule_is_laid_over_the_builtin_one(tmp_path):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("rules:\n  - match: [x]\n    system_role: boss\n", r"rules\[0\]\.system_role: Input should be 'system'"),
+        (
+            "rules:\n  - match: [x]\n    system_role: boss\n",
+            r"rules\[0\]\.system_role: Input should be 'system'",
+        ),
         ("rules:\n  - match: []\n", r"rules\[0\]\.match: give at least one model pattern"),
         ("rules:\n  - match: [x]\n    colour: red\n", r"rules\[0\]\.colour: Extra inputs are not permitted"),
         ("default: {}\n", r"unknown key 'default'; a rules file holds `rules:` only"),
@@ -108,12 +124,23 @@ def test_bad_rules_files_are_one_line_errors(tmp_path, text, message):
 
 
 def test_params_reach_the_body_per_role():
-    params = parse_params(["top_k=40", "annotator:repetition_penalty=1.1", 'chat_template_kwargs={"x": false}',
-                           "reasoning_effort=low"], ("annotator", "assistant"))  # fmt: skip
+    params = parse_params(
+        [
+            "top_k=40",
+            "annotator:repetition_penalty=1.1",
+            'chat_template_kwargs={"x": false}',
+            "reasoning_effort=low",
+        ],
+        ("annotator", "assistant"),
+    )
     with FakeOpenAI() as srv:
         complete(runner(srv, params=params), [ask()])
     body = srv.requests[0]["body"]
-    assert (body["top_k"], body["repetition_penalty"], body["chat_template_kwargs"]) == (40, 1.1, {"x": False})
+    assert (body["top_k"], body["repetition_penalty"], body["chat_template_kwargs"]) == (
+        40,
+        1.1,
+        {"x": False},
+    )
     assert body["reasoning_effort"] == "low" and "repetition_penalty" not in params["assistant"]
     for bad, message in (("top_k", "expected \\[ROLE:\\]KEY=VALUE"), ("model=x", "'model' cannot be set")):
         with pytest.raises(InputError, match=f"--param: {message}"):
@@ -122,15 +149,18 @@ def test_params_reach_the_body_per_role():
         parse_key_envs(["judge:KEY"], ("annotator",))
 
 
-# -- structured outputs -----------------------------------------------------------------------------------
+# -- structured outputs --
 
 
-@pytest.mark.parametrize(("preset", "mode"), [("vllm-no-json-schema", "json_object"),
-                                              ("ollama-no-structured", "prompt")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("preset", "mode"), [("vllm-no-json-schema", "json_object"), ("ollama-no-structured", "prompt")]
+)
 def test_without_json_schema_the_runner_falls_back_once_per_endpoint(preset, mode):
     warnings = []
     with FakeOpenAI(quirks=preset) as srv:
-        results = complete(runner(srv, warn=warnings.append), [ask(i, response_model=Intent) for i in range(5)])
+        results = complete(
+            runner(srv, warn=warnings.append), [ask(i, response_model=Intent) for i in range(5)]
+        )
     assert all(r.ok and r.parsed == Intent(intent="Search") and r.structured_mode == mode for r in results)
     refused = 1 if mode == "json_object" else 2
     assert srv.count == 5 + refused  # the fallback is found by the first call alone
@@ -142,13 +172,17 @@ def test_without_json_schema_the_runner_falls_back_once_per_endpoint(preset, mod
 
 def test_forced_modes_and_fenced_replies():
     with FakeOpenAI(quirks="fenced-json") as srv:
-        results = complete(runner(srv, structured_output="json_object"), [ask(i, response_model=Intent)
-                                                                         for i in range(3)])  # fmt: skip
+        results = complete(
+            runner(srv, structured_output="json_object"), [ask(i, response_model=Intent) for i in range(3)]
+        )
     assert all(r.ok and r.structured_mode == "json_object" for r in results) and srv.count == 3
     assert json.loads(srv.requests[0]["raw"])["response_format"] == {"type": "json_object"}
     with FakeOpenAI(quirks="vllm-no-json-schema") as srv:  # forced json_schema: no fallback, the run stops
         with pytest.raises(RunStopped, match="response_format json_schema not supported"):
-            complete(runner(srv, structured_output="json_schema"), [ask(i, response_model=Intent) for i in range(9)])
+            complete(
+                runner(srv, structured_output="json_schema"),
+                [ask(i, response_model=Intent) for i in range(9)],
+            )
     assert srv.count == 3
     with pytest.raises(InputError, match="--structured-output: must be one of auto, json_schema"):
         runner(srv, structured_output="xml")
@@ -178,7 +212,7 @@ def test_the_cache_key_names_the_endpoint(tmp_path):
     assert not other.cached and second.count == 1  # the same model name on another server is asked anew
 
 
-# -- answers that cannot improve ------------------------------------------------------------------------
+# -- answers that cannot improve --
 
 
 def test_a_reply_cut_at_the_cap_is_asked_again_once_with_the_cap_doubled():
@@ -211,10 +245,12 @@ def test_a_rejected_request_says_so_and_is_not_retried():
     with FakeOpenAI(script=["422"]) as srv:
         (result,) = complete(runner(srv, max_retries=8), [ask()])
     assert srv.count == 1 and result.error_kind == "rejected"
-    assert "annotator call rejected (not retried): HTTP 422" in result.error
+    assert (
+        f"annotator call rejected by {srv.base_url} for gpt-4o-mini (not retried): HTTP 422" in result.error
+    )
 
 
-# -- money -------------------------------------------------------------------------------------------------
+# -- money --
 
 
 def test_without_usage_the_estimate_is_charged_and_the_budget_still_stops_the_run():
@@ -243,7 +279,9 @@ def test_without_usage_the_estimate_is_charged_and_the_budget_still_stops_the_ru
 def test_cached_prompt_tokens_are_priced_at_the_cached_rate():
     with FakeOpenAI(quirks=Quirks(cached_share=0.5)) as srv:
         r = runner(srv)
-        (result,) = complete(r, [LLMRequest(role="annotator", messages=[{"role": "user", "content": "x" * 4000}])])
+        (result,) = complete(
+            r, [LLMRequest(role="annotator", messages=[{"role": "user", "content": "x" * 4000}])]
+        )
     prompt, completion = result.usage.prompt_tokens, result.usage.completion_tokens
     assert prompt == 1000
     assert result.cost_usd == pytest.approx((500 * 0.15 + 500 * 0.075 + completion * 0.6) / 1e6)
@@ -255,7 +293,9 @@ def test_a_model_rule_reserves_room_for_reasoning_in_the_budget():
         r = runner(srv, "gpt-5", budget_usd=0.5)
         complete(r, [ask()])
         raw = srv.requests[0]["raw"].encode()
-    assert r.budget.worst_case(ask(), r.endpoints["annotator"], len(raw), 32768) > 0.32  # 32,768 x 10 USD / 1M
+    assert (
+        r.budget.worst_case(ask(), r.endpoints["annotator"], len(raw), 32768) > 0.32
+    )  # 32,768 x 10 USD / 1M
     assert 0 < r.stats.cost_usd < 0.01
     with FakeOpenAI(quirks="openai-reasoning") as srv:  # the worst case of one call is above the budget
         from recllmsim_hf.generation.llm import BudgetExceeded
@@ -265,7 +305,7 @@ def test_a_model_rule_reserves_room_for_reasoning_in_the_budget():
     assert srv.count == 0
 
 
-# -- keys and identity ----------------------------------------------------------------------------------------
+# -- keys and identity --
 
 
 def test_the_key_goes_where_the_user_meant_and_the_user_agent_names_the_project(monkeypatch):
@@ -281,8 +321,9 @@ def test_the_key_goes_where_the_user_meant_and_the_user_agent_names_the_project(
     endpoints_from_options(None, None, "m", environ=env, warn=warnings.append)
     endpoints_from_options("http://h/v1", "sk-given", "m", environ=env, warn=warnings.append)
     assert warnings == []  # OpenAI's own host, or a key given for this run
-    eps = endpoints_from_options("http://h/v1", None, "m", environ=env, api_key_env={"assistant": "VLLM_KEY"},
-                                 warn=warnings.append)  # fmt: skip
+    eps = endpoints_from_options(
+        "http://h/v1", None, "m", environ=env, api_key_env={"assistant": "VLLM_KEY"}, warn=warnings.append
+    )
     assert eps["assistant"].api_key == "vllm-secret" and eps["simulator"].api_key == "sk-openai-only"
     with pytest.raises(InputError, match="--api-key-env NOPE: the variable NOPE is not set or empty"):
         endpoints_from_options("http://h/v1", None, "m", environ=env, api_key_env={"annotator": "NOPE"})

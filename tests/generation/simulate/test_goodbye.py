@@ -1,9 +1,8 @@
-"""The goodbye rule: thanks then goodbye/bye closing the message, case and punctuation free; Chinese with zh."""
+"""The goodbye rule: thanks then goodbye/bye closing the message, case and punctuation free (zh too)."""
 
 from __future__ import annotations
 
 import pytest
-
 from recllmsim_hf.generation.simulate.goodbye import closing_phrase, end_prompt, says_goodbye
 from recllmsim_hf.generation.simulate.prompts import with_end_prompt
 
