@@ -420,3 +420,62 @@ def test_api_key_env_picks_the_key_and_openai_api_key_to_another_host_is_said_on
             if path.is_file():
                 assert b"local-key-456" not in path.read_bytes() and b"sk-for-openai" not in path.read_bytes()
     shutil.rmtree(tmp_path / "a")
+
+
+# -- --param, --model-rules, --structured-output ----------------------------------------------------------
+
+
+def test_params_rules_and_a_forced_mode_reach_the_bodies(cli, tmp_path, tiny, built):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - match: [gpt-5*]\n    reasoning_effort: low\n")
+    with FakeOpenAI(quirks="openai-reasoning", end_after=1) as srv:
+        code, _, err = cli(
+            "generate",
+            "conversations",
+            "-n",
+            "1",
+            "--out",
+            tmp_path / "c",
+            "--profiles",
+            tiny / "profiles.jsonl",
+            "--tasks",
+            TASK,
+            *llm(srv, "gpt-5-nano"),
+            "--model-rules",
+            rules,
+            "--param",
+            "top_k=40",
+            "--param",
+            'assistant:chat_template_kwargs={"enable_thinking": false}',
+        )
+    assert code == 0, err
+    simulator, assistant, _ = bodies(srv)
+    assert simulator["reasoning_effort"] == assistant["reasoning_effort"] == "low"
+    assert simulator["top_k"] == assistant["top_k"] == 40
+    assert (
+        assistant["chat_template_kwargs"] == {"enable_thinking": False}
+        and "chat_template_kwargs" not in simulator
+    )
+    with FakeOpenAI() as srv:
+        code, out, err = cli(
+            "baseline",
+            "intent",
+            built,
+            "--models",
+            "llm-zero-shot",
+            "--llm-model",
+            "gpt-4o",
+            "--base-url",
+            srv.base_url,
+            "--api-key",
+            KEY,
+            "--structured-output",
+            "prompt",
+            "--json",
+            "-q",
+        )
+    assert code == 0, err
+    assert "response_format" not in bodies(srv)[0] and bodies(srv)[0]["model"] == "gpt-4o"
+    assert json.loads(out)["results"][0]["structured_output"] == "prompt"
+    code, _, err = cli("annotate", "--corpus", tiny, "--structured-output", "xml", "--api-key", KEY)
+    assert code == 2 and "--structured-output: must be one of auto, json_schema, json_object, prompt" in err
