@@ -10,16 +10,17 @@ Public interface (the conversation, profile and annotation code uses only these 
   ``RECLLMSIM_<ROLE>_BASE_URL`` / ``RECLLMSIM_<ROLE>_API_KEY``, then the flags, then
   ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY`` (``endpoints.py``).
 - :class:`LLMRequest`: ``role``, ``messages``, ``temperature``, ``max_tokens``, ``seed``,
-  ``response_model`` (a pydantic class: sent as a strict ``json_schema`` structured output,
-  the reply parsed and validated; a reply that does not validate is retried like a
-  transient failure), ``prompt_version``, ``params`` (more body fields), ``tag`` (a label
-  for error messages, not sent).
+  ``response_model`` (a pydantic class: sent as a structured output in the endpoint's mode,
+  the reply parsed and validated; a reply that does not validate is asked again once),
+  ``prompt_version``, ``params`` (more body fields), ``tag`` (a label for error messages, not
+  sent).
 - :class:`LLMResult`: ``text``, ``parsed``, ``usage`` (:class:`recllmsim_hf.schema.Usage`; a
   replay reports the usage of the call that was stored),
   ``cost_usd`` (spent by this call: 0 when replayed), ``cost_known`` (False for a model
   without a price or a reply without usage), ``cached``, ``attempts`` (HTTP attempts of
-  this call: 0 when replayed), ``error`` (set when retries ran out; ``complete`` does not raise for
-  per-request failures), ``latency`` (seconds), ``finish_reason``, ``model``; ``ok``.
+  this call: 0 when replayed), ``error`` (set when the call failed; ``complete`` does not raise for
+  per-request failures), ``error_kind``, ``refusal``, ``structured_mode``, ``usage_estimated``,
+  ``latency`` (seconds), ``finish_reason``, ``model``; ``ok``.
 - :class:`LLMRunner` ``(endpoints, *, concurrency=32, timeout=60, max_retries=8,
   budget_usd=None, prices=None, cache=None, backoff_base=0.5, backoff_max=30,
   retry_after_max=120, transport=None, seed=0, rules=None, params=None,

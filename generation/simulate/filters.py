@@ -9,7 +9,8 @@ stored in ``Conversation.extra["filter"]``::
 and the filtered set is the conversations with ``passed`` true. Reason codes:
 
 - ``no_exchange``: the conversation has no assistant reply;
-- ``not_ended``: the simulator never said the end phrase (ended at ``--max-turns``);
+- ``not_ended``: the simulator never said goodbye (ended at ``--max-turns``, on a reply cut at
+  the token cap: ``cut_off``, or when it outgrew the model's context: ``context_limit``);
 - ``empty_turn``: a turn is empty or whitespace;
 - ``cut_off_turn``: a reply stopped at the token limit (``finish_reason`` "length");
 - ``prompt_leak``: a turn contains the ``[System]`` end prompt;
