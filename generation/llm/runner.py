@@ -290,7 +290,7 @@ class LLMRunner:
                 result, problem = read_reply(data, request, model=endpoint.model, mode=mode,
                                              prices=self.prices, body=raw)  # fmt: skip
             except TransportFailure as e:
-                kind, error, mode = classify(e), self._redact(str(e)), getattr(e, "mode", mode)
+                kind, error, mode = classify(e), self._redact(str(e)), e.mode or mode
                 if kind == "fatal":  # the key is refused: every other call stops too
                     where = endpoint.base_url or "the OpenAI API"
                     self.guard.stopped = self.guard.stopped or (

@@ -32,6 +32,8 @@ class TransportFailure(Exception):
     the error body's message as the server wrote it.
     """
 
+    mode: str | None
+
     def __init__(
         self,
         message: str,
@@ -46,6 +48,7 @@ class TransportFailure(Exception):
         super().__init__(message)
         self.retryable, self.retry_after, self.fatal = retryable, retry_after, fatal
         self.status, self.code, self.server_message = status, code, server_message
+        self.mode: str | None = None  # the structured-output mode of the attempt (set by the runner)
 
 
 class Transport(Protocol):
