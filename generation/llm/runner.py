@@ -318,18 +318,17 @@ class LLMRunner:
             if problem.kind == "refusal":
                 return self._failed(request, endpoint, attempt, "refusal", f"refused: {problem.detail}",
                                     refusal=problem.detail)  # fmt: skip
+            last = attempt >= self.retry.attempts()
             if problem.kind == "length":
-                if cap is not None and cap_scale == 1:
-                    cap_scale = 2  # once, with room to finish
-                    continue
                 where = f"{field}={cap}" if cap is not None else "the server's own limit (no cap sent)"
-                return self._failed(
-                    request, endpoint, attempt, "length",
-                    f"the reply was cut at {where} ({problem.detail}); raise the cap or use a model "
-                    "that answers more briefly",
-                )  # fmt: skip
+                error = (f"the reply was cut at {where} ({problem.detail}); raise the cap or use a model "
+                         "that answers more briefly")  # fmt: skip
+                if cap is None or cap_scale != 1 or last:
+                    return self._failed(request, endpoint, attempt, "length", error)
+                cap_scale = 2  # once, with room to finish
+                continue
             error, kind = problem.detail, "invalid_output"
-            if asked_again:
+            if asked_again or last:
                 break
             asked_again = True
         if kind == "rejected":

@@ -330,3 +330,14 @@ def test_the_key_goes_where_the_user_meant_and_the_user_agent_names_the_project(
     with FakeOpenAI() as srv:
         complete(runner(srv), [ask()])
     assert srv.requests[0]["headers"]["user-agent"] == f"recllmsim/{__version__}"
+
+
+def test_with_no_retries_an_answer_that_cannot_improve_still_says_what_was_wrong():
+    with FakeOpenAI(quirks="truncated-json") as srv:
+        (cut,) = complete(runner(srv, max_retries=0), [ask(max_tokens=40, response_model=Intent)])
+    with FakeOpenAI(json_replier=lambda schema, messages, body: {"intent": "Shopping"}) as srv:
+        (invalid,) = complete(runner(srv, max_retries=0), [ask(response_model=Intent)])
+    assert cut.error_kind == "length" and "the reply was cut at max_tokens=40 (cut JSON)" in cut.error
+    assert invalid.error_kind == "invalid_output"
+    assert "failed after 1 attempt(s): structured output" in invalid.error
+    assert srv.count == 1
