@@ -105,6 +105,10 @@ def profiles(
     budget_usd: float | None = o.BUDGET_USD,
     prices: Path | None = o.PRICES,
     no_cache: bool = o.NO_CACHE,
+    api_key_env: list[str] | None = o.API_KEY_ENV,
+    param: list[str] | None = o.PARAM,
+    model_rules: Path | None = o.MODEL_RULES,
+    structured_output: str = o.STRUCTURED_OUTPUT,
     json_out: bool = JSON,
     quiet: bool = QUIET,
 ) -> None:
@@ -114,6 +118,7 @@ def profiles(
     factory = _factory(
         base_url=base_url, api_key=api_key, model=model, profile_model=profile_model, concurrency=concurrency,
         timeout=timeout, max_retries=max_retries, budget_usd=budget_usd, prices=prices, no_cache=no_cache,
+        api_key_env=api_key_env, param=param, model_rules=model_rules, structured_output=structured_output,
     )  # fmt: skip
     s = generate_profiles(
         out, n, factory, batch_size=batch_size, chains=chains, temperature=temperature, seed=seed,
@@ -121,6 +126,11 @@ def profiles(
     )  # fmt: skip
     dups = f"{s.get('exact_duplicates', 0)} exact + {s.get('near_duplicates', 0)} near duplicates regenerated"
     _emit(s, json_out, [f"{s['total']} profiles in {s['out']} ({s['generated']} new; {dups})"])
+    if s.get("errors"):
+        raise ServiceError(
+            f"{s['errors']} profile call(s) failed (first: {s['first_error']}); the profiles accepted are "
+            "written: rerun to ask again"
+        )
 
 
 @generate_app.command()
@@ -152,6 +162,10 @@ def conversations(
     budget_usd: float | None = o.BUDGET_USD,
     prices: Path | None = o.PRICES,
     no_cache: bool = o.NO_CACHE,
+    api_key_env: list[str] | None = o.API_KEY_ENV,
+    param: list[str] | None = o.PARAM,
+    model_rules: Path | None = o.MODEL_RULES,
+    structured_output: str = o.STRUCTURED_OUTPUT,
     json_out: bool = JSON,
     quiet: bool = QUIET,
 ) -> None:
@@ -162,6 +176,7 @@ def conversations(
         base_url=base_url, api_key=api_key, model=model, simulator_model=simulator_model,
         assistant_model=assistant_model, concurrency=concurrency, timeout=timeout, max_retries=max_retries,
         budget_usd=budget_usd, prices=prices, no_cache=no_cache,
+        api_key_env=api_key_env, param=param, model_rules=model_rules, structured_output=structured_output,
     )  # fmt: skip
     settings = Settings(
         max_turns=max_turns, seed=seed, simulator_temperature=simulator_temperature,
@@ -174,9 +189,15 @@ def conversations(
     done = f"{s['already_done']} already done, {s['generated']} generated, {s['failed']} failed"
     where = f"{s['in_file']} in {s['out']} ({s['passed_filter']} pass the filter)"
     _emit(s, json_out, [f"{s['requested']} conversations requested: {done}; {where}"])
+    if s["context_limit"]:
+        typer.echo(
+            f"{s['context_limit']} conversation(s) outgrew the model's context and were kept with end_reason "
+            "context_limit (the filter rejects them): lower --max-turns or use a longer-context model",
+            err=True,
+        )
     if s["failed"]:
         raise ServiceError(
-            f"{s['failed']} conversation(s) ran out of retries (first: {s['first_error']}); "
+            f"{s['failed']} conversation(s) failed (first: {s['first_error']}); "
             "rerun the same command to redo only those"
         )
 
@@ -198,6 +219,10 @@ def filter_(
     budget_usd: float | None = o.BUDGET_USD,
     prices: Path | None = o.PRICES,
     no_cache: bool = o.NO_CACHE,
+    api_key_env: list[str] | None = o.API_KEY_ENV,
+    param: list[str] | None = o.PARAM,
+    model_rules: Path | None = o.MODEL_RULES,
+    structured_output: str = o.STRUCTURED_OUTPUT,
     json_out: bool = JSON,
     quiet: bool = QUIET,
 ) -> None:
@@ -209,7 +234,8 @@ def filter_(
         factory = _factory(
             base_url=base_url, api_key=api_key, model=model, annotator_model=annotator_model,
             concurrency=concurrency, timeout=timeout, max_retries=max_retries, budget_usd=budget_usd,
-            prices=prices, no_cache=no_cache,
+            prices=prices, no_cache=no_cache, api_key_env=api_key_env, param=param, model_rules=model_rules,
+            structured_output=structured_output,
         )  # fmt: skip
     s = filter_corpus(corpus, language=language, runner_factory=factory, progress=not quiet)
     lines = [f"{'':<9}{'scenarios':>10}{'conv.':>8}{'avg utt.':>10}{'avg words':>11}"]
@@ -220,3 +246,8 @@ def filter_(
         )
     lines += [f"  {reason}: {count}" for reason, count in s["reasons"].items()]
     _emit(s, json_out, lines)
+    if s["llm_errors"]:
+        raise ServiceError(
+            f"{s['llm_errors']} of {s['llm_checked']} LLM check(s) failed (first: {s['llm_first_error']}); "
+            "those conversations keep their rule verdict: rerun to ask again"
+        )

@@ -57,6 +57,27 @@ PRICES = typer.Option(
 NO_CACHE = typer.Option(
     False, "--no-cache", help="Neither replay from nor write to CORPUS/.cache/llm.sqlite."
 )
+API_KEY_ENV = typer.Option(
+    None, "--api-key-env",
+    help="Read the API key from this environment variable; ROLE:NAME for one role (repeatable).",
+)  # fmt: skip
+PARAM = typer.Option(
+    None, "--param",
+    help="Extra request field KEY=VALUE, VALUE as JSON (top_k=40); ROLE:KEY=VALUE for one role (repeatable).",
+)  # fmt: skip
+MODEL_RULES = typer.Option(
+    None, "--model-rules", help="YAML/JSON per-model request rules laid over generation/llm/model_rules.yaml."
+)
+STRUCTURED_OUTPUT = typer.Option(
+    "auto", "--structured-output",
+    help="auto (json_schema, falling back to json_object, then prompt), json_schema, json_object or prompt.",
+)  # fmt: skip
+
+# The flags every LLM-calling command takes, with the same names and defaults (a test checks it).
+SHARED = (
+    "--base-url", "--api-key", "--api-key-env", "--model", "--concurrency", "--timeout", "--max-retries",
+    "--budget-usd", "--prices", "--param", "--model-rules", "--structured-output",
+)  # fmt: skip
 
 
 def runner_from_options(
@@ -75,20 +96,41 @@ def runner_from_options(
     budget_usd: float | None = None,
     prices: str | os.PathLike | None = None,
     no_cache: bool = False,
+    api_key_env: list[str] | None = None,
+    param: list[str] | None = None,
+    model_rules: str | os.PathLike | None = None,
+    structured_output: str = "auto",
+    roles: tuple[str, ...] | None = None,
+    cache_file: str | os.PathLike | None = None,
     **runner_kwargs,
 ):
     """An :class:`~recllmsim_hf.generation.llm.LLMRunner` from the parsed flags.
 
-    The cache is ``CORPUS/.cache/llm.sqlite`` unless ``no_cache``. Extra keyword
-    arguments (``backoff_base``, ``backoff_max``, ``transport`` ...) go to the runner.
+    The cache is ``CORPUS/.cache/llm.sqlite`` unless ``no_cache`` (or ``cache_file``, a file of
+    one's own; ``corpus=None`` with no ``cache_file``: no cache). ``roles`` keeps only those
+    roles' endpoints. Extra keyword arguments (``backoff_base``, ``backoff_max``, ``transport``
+    ...) go to the runner.
     """
     from . import LLMRunner, PriceTable, ResponseCache, endpoints_from_options
+    from .endpoints import ROLES
+    from .params import parse_key_envs, parse_params
+    from .rules import ModelRules
+    from .structured import check_mode
 
+    check_mode(structured_output)
     endpoints = endpoints_from_options(
-        base_url, api_key, model, simulator_model, assistant_model, profile_model, annotator_model
-    )
+        base_url, api_key, model, simulator_model, assistant_model, profile_model, annotator_model,
+        api_key_env=parse_key_envs(api_key_env, ROLES),
+    )  # fmt: skip
+    if roles is not None:
+        endpoints = {role: ep for role, ep in endpoints.items() if role in roles}
     table = PriceTable.load(prices)
-    cache = None if no_cache else ResponseCache.for_corpus(Path(corpus))
+    rules = ModelRules.load(model_rules)
+    params = parse_params(param, ROLES)
+    if no_cache or (corpus is None and cache_file is None):
+        cache = None
+    else:
+        cache = ResponseCache(Path(cache_file)) if cache_file else ResponseCache.for_corpus(Path(corpus))
     return LLMRunner(
         endpoints,
         concurrency=concurrency,
@@ -97,5 +139,8 @@ def runner_from_options(
         budget_usd=budget_usd,
         prices=table,
         cache=cache,
+        rules=rules,
+        params=params,
+        structured_output=structured_output,
         **runner_kwargs,
     )

@@ -2,13 +2,17 @@
 
 The default table is ``generation/llm/prices.yaml`` (figures and their date are in that
 file). Users override or add models with ``--prices FILE``, a YAML or JSON file of the
-same shape (``models: {name: {input: USD, output: USD}}``; a bare ``{name: {...}}``
-mapping works too). A model without a price has an unknown cost.
+same shape (``models: {name: {input: USD, output: USD, cached_input: USD}}``; a bare
+``{name: {...}}`` mapping works too). ``cached_input`` is the rate of prompt tokens the server
+reports as cached (``usage.prompt_tokens_details.cached_tokens``); without it they cost
+``input``. A model without a price has an unknown cost.
 
 Example:
     >>> table = PriceTable.load()
     >>> round(table.cost("gpt-4o-mini-2024-07-18", 1_000_000, 1_000_000), 2)
     0.75
+    >>> round(table.cost("gpt-4o-mini", 1_000_000, 0, cached_tokens=500_000), 4)
+    0.1125
     >>> table.cost("my-local-model", 10, 10) is None
     True
 """
@@ -32,6 +36,7 @@ class Price(BaseModel):
 
     input: float = Field(ge=0)
     output: float = Field(ge=0)
+    cached_input: float | None = Field(default=None, ge=0)
 
 
 class PriceTable:
@@ -66,12 +71,18 @@ class PriceTable:
             self._memo[model] = price
         return self._memo[model]
 
-    def cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
-        """USD for one call, or None when the model has no price."""
+    def cost(
+        self, model: str, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0
+    ) -> float | None:
+        """USD for one call (``cached_tokens`` of the prompt at the cached-input rate), or None
+        when the model has no price."""
         price = self.lookup(model)
         if price is None:
             return None
-        return (prompt_tokens * price.input + completion_tokens * price.output) / 1_000_000
+        cached = min(max(cached_tokens, 0), prompt_tokens)
+        cached_rate = price.input if price.cached_input is None else price.cached_input
+        fresh = (prompt_tokens - cached) * price.input + cached * cached_rate
+        return (fresh + completion_tokens * price.output) / 1_000_000
 
 
 def _read(path: Path) -> tuple[dict[str, Price], str | None]:
