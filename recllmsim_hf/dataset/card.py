@@ -168,12 +168,15 @@ def render_card(card_data: DatasetCardData, context: CardContext, template: str 
     return card
 
 
-def make_context(folder: Path, corpus: Path, infos: dict, summary: dict) -> CardContext:
-    """The template's variables for a build folder, computed from its files and its corpus."""
+def make_context(
+    folder: Path, corpus: Path, infos: dict, summary: dict, provenance: Provenance | None = None
+) -> CardContext:
+    """The template's variables for a build folder, computed from its files and its corpus
+    (``provenance``: already tallied by the build, else read from the corpus)."""
     label_names = list(infos["intent_utterances"].features["label"].names)
     task_names = list(infos["conversations"].features["task"].names)
     stats = compute_stats(folder, task_names, label_names, SPLITS["intent_utterances"])
-    provenance = read_provenance(corpus)
+    provenance = provenance or read_provenance(corpus)
     rows = []
     for name in CONFIG_NAMES:
         sizes = summary["configs"][table_of(name)]
@@ -208,11 +211,13 @@ def make_context(folder: Path, corpus: Path, infos: dict, summary: dict) -> Card
     )
 
 
-def write_card(folder: Path, corpus: Path, infos: dict, summary: dict) -> Path:
+def write_card(
+    folder: Path, corpus: Path, infos: dict, summary: dict, provenance: Provenance | None = None
+) -> Path:
     """Render ``folder/README.md`` from the build's files, its corpus, the builder infos and the summary."""
     from recllmsim_hf.corpus import atomic_write_text
 
-    context = make_context(Path(folder), Path(corpus), infos, summary)
+    context = make_context(Path(folder), Path(corpus), infos, summary, provenance)
     card_data = make_card_data(infos, context.stats, context.provenance, summary["configs"])
     card = render_card(card_data, context)
     path = Path(folder) / "README.md"
