@@ -1,4 +1,8 @@
-"""The RecLLMSim ``datasets`` builder: five typed configs from a release or a corpus.
+"""The RecLLMSim ``datasets`` builder: typed configs from a release or a corpus.
+
+The five synthetic configs always; the four human-study configs (``human_conversations``,
+``human_profiles``, ``human_intent_utterances``, ``profile_identification``) when the source
+holds the release's human studies and profile vocabulary.
 
 ``datasets`` 4.0 and later no longer run loading scripts through
 ``load_dataset``; instantiate the builder directly instead. ``recllmsim build``
@@ -24,8 +28,14 @@ import pyarrow as pa
 
 from recllmsim_hf.corpus import Corpus
 from recllmsim_hf.dataset.configs import DEFAULT_SEED, SPLIT_BY, iter_rows, make_splitter
+from recllmsim_hf.dataset.human_configs import (
+    intent_splitter,
+    iter_human_rows,
+    profile_splitter,
+    read_vocabulary,
+)
 from recllmsim_hf.errors import InputError
-from recllmsim_hf.features import CONFIG_NAMES, SPLITS, features, table_of
+from recllmsim_hf.features import ALL_CONFIG_NAMES, HUMAN_TABLES, SPLITS, features, table_of
 from recllmsim_hf.schema import CITATION, HOMEPAGE, LICENSE, TASKS
 from recllmsim_hf.sources.staging import is_corpus, stage_source
 
@@ -37,6 +47,15 @@ _DESCRIPTIONS = {
     "intent_utterances": "User utterances labelled with one of five intents; train/validation/test 8:1:1.",
     "hallucinations": "Assistant replies judged for common-sense hallucinations, with the reason.",
     "quality_scores": "The seven quality ratings of each conversation (a missing rating is null).",
+}
+_DESCRIPTIONS |= {
+    "human_conversations": "Conversations of real people (two studies, Chinese) with an LLM assistant: "
+    "turns with intents and judgements, questionnaire ratings, user-behaviour strategies, the profile.",
+    "human_profiles": "One row per participant of the two human studies, profile in English and Chinese.",
+    "human_intent_utterances": "User utterances of real people labelled with one or more of four intents; "
+    "train/validation/test 8:1:1.",
+    "profile_identification": "Synthetic and human conversations with the user's profile attributes as "
+    "label sets; 8:1:1 split by person, the human test split fixed.",
 }
 _DESCRIPTIONS["intent"] = "Alias of intent_utterances. " + _DESCRIPTIONS["intent_utterances"]
 
@@ -62,8 +81,8 @@ class RecLLMSimConfig(datasets.BuilderConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.name not in CONFIG_NAMES:
-            raise InputError(f"unknown config {self.name!r}: must be one of {list(CONFIG_NAMES)}")
+        if self.name not in ALL_CONFIG_NAMES:
+            raise InputError(f"unknown config {self.name!r}: must be one of {list(ALL_CONFIG_NAMES)}")
         if self.split_by not in SPLIT_BY:
             raise InputError(f"split_by must be one of {list(SPLIT_BY)}, but got {self.split_by!r}")
         if self.source is not None:
@@ -74,7 +93,9 @@ class RecLLMSim(datasets.ArrowBasedBuilder):
     """RecLLMSim: task-based recommendation conversations between an LLM user simulator and an assistant."""
 
     BUILDER_CONFIG_CLASS = RecLLMSimConfig
-    BUILDER_CONFIGS = [RecLLMSimConfig(name=name, description=_DESCRIPTIONS[name]) for name in CONFIG_NAMES]
+    BUILDER_CONFIGS = [
+        RecLLMSimConfig(name=name, description=_DESCRIPTIONS[name]) for name in ALL_CONFIG_NAMES
+    ]
     DEFAULT_CONFIG_NAME = "conversations"
 
     def _tasks(self) -> list[str]:
@@ -82,9 +103,12 @@ class RecLLMSim(datasets.ArrowBasedBuilder):
         return Corpus(source).tasks if is_corpus(source) else list(TASKS)
 
     def _info(self) -> datasets.DatasetInfo:
+        vocabulary = None
+        if self.config.name == "profile_identification":  # its ClassLabel names come from the source
+            vocabulary = read_vocabulary(self._corpus())
         return datasets.DatasetInfo(
             description=self.config.description or _DESCRIPTIONS[self.config.name],
-            features=features(self.config.name, self._tasks()),
+            features=features(self.config.name, self._tasks(), vocabulary),
             homepage=HOMEPAGE,
             license=LICENSE,
             citation=CITATION,
@@ -94,8 +118,10 @@ class RecLLMSim(datasets.ArrowBasedBuilder):
         source = self.config.source
         if is_corpus(source):
             return Path(source)
-        tag = hashlib.sha256(str(source).encode()).hexdigest()[:16]
-        return stage_source(source, Path(self._cache_dir_root) / "recllmsim_staged" / tag)
+        if getattr(self, "_staged", None) is None:  # _info may need it before the splits do
+            tag = hashlib.sha256(str(source).encode()).hexdigest()[:16]
+            self._staged = stage_source(source, Path(self._cache_dir_root) / "recllmsim_staged" / tag)
+        return self._staged
 
     def _split_generators(self, dl_manager):
         corpus = self._corpus()
@@ -103,6 +129,10 @@ class RecLLMSim(datasets.ArrowBasedBuilder):
         splitter = None
         if table == "intent_utterances":
             splitter = make_splitter(corpus, self.config.seed, self.config.split_by)
+        elif table == "human_intent_utterances":
+            splitter = intent_splitter(corpus, self.config.seed, self.config.split_by)
+        elif table == "profile_identification":
+            splitter = profile_splitter(corpus, self.config.seed)
         return [
             datasets.SplitGenerator(
                 name=split, gen_kwargs={"corpus": corpus, "split": split, "splitter": splitter}
@@ -115,7 +145,8 @@ class RecLLMSim(datasets.ArrowBasedBuilder):
         table = table_of(self.config.name)
         names = self.info.features["task"].names if "task" in self.info.features else list(TASKS)
         batch, batch_id = [], 0
-        for row in iter_rows(table, corpus, names, split, splitter):
+        rows = iter_human_rows if table in HUMAN_TABLES else iter_rows
+        for row in rows(table, corpus, names, split, splitter):
             batch.append(row)
             if len(batch) == _BATCH:
                 yield datasets.builder.Key(0, batch_id), pa.Table.from_pylist(batch, schema=schema)

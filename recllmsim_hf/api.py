@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from recllmsim_hf.errors import InputError
-from recllmsim_hf.features import CONFIG_NAMES
+from recllmsim_hf.features import ALL_CONFIG_NAMES
 
 
 def load(
@@ -33,8 +33,8 @@ def load(
     pinned release) is built there first, with ``seed`` / ``split_by`` if given.
     Extra keyword arguments go to ``datasets.load_dataset``.
     """
-    if config not in CONFIG_NAMES:
-        raise InputError(f"unknown config {config!r}: must be one of {list(CONFIG_NAMES)}")
+    if config not in ALL_CONFIG_NAMES:
+        raise InputError(f"unknown config {config!r}: must be one of {list(ALL_CONFIG_NAMES)}")
     folder = Path(path if path is not None else "recllmsim")
     if not (folder / "README.md").is_file():
         if not build:

@@ -6,6 +6,12 @@
       scenarios.jsonl        one Scenario per line
       conversations.jsonl    one complete Conversation per line (append-only)
 
+    and, staged from a release that has them (``recllmsim_hf.sources.human``):
+
+      human_conversations.jsonl   one HumanConversation per line (the two studies of real people)
+      human_people.jsonl          one Person per line
+      profile_vocabulary.json     attribute -> [[Chinese, English], ...] (user_profiling/desc_translated.json)
+
 Every line is one whole JSON object, written in one ``write`` and flushed, so a
 killed writer leaves at most one unterminated last line, which readers report
 (``validate``) and writers repair (:func:`repair_tail`).
@@ -33,6 +39,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import from_json
 
 from recllmsim_hf.errors import InputError, Problem, ValidationFailed
+from recllmsim_hf.human_schema import HumanConversation, Person
 from recllmsim_hf.schema import Conversation, Manifest, Profile, Scenario
 
 M = TypeVar("M", bound=BaseModel)
@@ -46,6 +53,9 @@ MANIFEST = "manifest.json"
 PROFILES = "profiles.jsonl"
 SCENARIOS = "scenarios.jsonl"
 CONVERSATIONS = "conversations.jsonl"
+HUMAN_CONVERSATIONS = "human_conversations.jsonl"
+PEOPLE = "human_people.jsonl"
+PROFILE_VOCABULARY = "profile_vocabulary.json"
 
 
 def dumps(record: BaseModel | dict) -> str:
@@ -228,6 +238,23 @@ class Corpus:
     def tasks(self) -> list[str]:
         """Tasks of the corpus: the manifest's list, else those of its scenarios."""
         return list(self.manifest.tasks) or sorted({s.task for s in self.scenarios.values()})
+
+    def iter_human(self) -> Iterator[HumanConversation]:
+        """Stream the human-study conversations (none when the corpus has no such file), checking
+        that ``human_people.jsonl`` names each one's person."""
+        path = self.path / HUMAN_CONVERSATIONS
+        if not path.is_file():
+            return
+        people = {p.user_id for p in read_jsonl(self.path / PEOPLE, Person, self.problems)}
+        seen: set[str] = set()
+        for conv in read_jsonl(path, HumanConversation, self.problems):
+            where = f"{path} ({conv.conversation_id})"
+            if conv.conversation_id in seen:
+                self._problem(Problem(where, "conversation_id", conv.conversation_id, "duplicate id"))
+            if conv.user_id not in people:
+                self._problem(Problem(where, "user_id", conv.user_id, f"no such person in {PEOPLE}"))
+            seen.add(conv.conversation_id)
+            yield conv
 
     def iter_conversations(self) -> Iterator[Conversation]:
         """Stream the conversations, checking that their profile and scenario exist."""

@@ -1,4 +1,8 @@
-"""The ``datasets.Features`` of the five configs, derived from ``recllmsim_hf.schema``.
+"""The ``datasets.Features`` of the configs, derived from ``recllmsim_hf.schema`` and ``.human_schema``.
+
+The five synthetic configs (:data:`TABLES`) always exist; the four human-study configs
+(:data:`HUMAN_TABLES`) exist when the source holds the release's human studies and profile
+vocabulary (:func:`human_features`).
 
 One place: the builder declares these, the parquet files carry them, the card's
 ``dataset_info`` is written from them, and ``tests/test_features.py`` checks them
@@ -17,6 +21,15 @@ from collections.abc import Iterable
 from datasets import ClassLabel, Features, List, Value
 
 from recllmsim_hf.errors import InputError
+from recllmsim_hf.human_schema import (
+    HALLUCINATION_JUDGEMENTS,
+    HUMAN_INTENT_LABELS,
+    HUMAN_RATINGS,
+    PROFILE_ATTRIBUTES,
+    SINGLE_VALUE_ATTRIBUTES,
+    STRATEGIES,
+    STUDIES,
+)
 from recllmsim_hf.schema import (
     INTENT_LABELS,
     PROFILE_FIELDS,
@@ -81,8 +94,11 @@ TURN = {
 }
 
 
-def features(config: str, tasks: Iterable[str] = ()) -> Features:
-    """The features of one config (aliases allowed) for a corpus with ``tasks``.
+def features(
+    config: str, tasks: Iterable[str] = (), vocabulary: dict[str, list[str]] | None = None
+) -> Features:
+    """The features of one config (aliases allowed) for a corpus with ``tasks`` (and, for
+    ``profile_identification``, its profile ``vocabulary``).
 
     Example:
         >>> features("intent")["label"].names[-1]
@@ -90,6 +106,8 @@ def features(config: str, tasks: Iterable[str] = ()) -> Features:
     """
     names = task_names(tasks)
     table = table_of(config)
+    if table in HUMAN_TABLES:
+        return human_features(table, names, vocabulary)
     if table == "intent_utterances":
         cols = {**_utterance(names), "label": ClassLabel(names=list(INTENT_LABELS))}
     elif table == "hallucinations":
@@ -129,5 +147,121 @@ def features(config: str, tasks: Iterable[str] = ()) -> Features:
         cols["num_conversations"] = Value("int32")
         cols["extra"] = Value("string")
     else:
-        raise InputError(f"unknown config {config!r}: must be one of {list(CONFIG_NAMES)}")
+        raise InputError(f"unknown config {config!r}: must be one of {list(ALL_CONFIG_NAMES)}")
+    return Features(cols)
+
+
+# -- the human studies and profile identification (present when the source has them) ----------------
+
+HUMAN_TABLES: tuple[str, ...] = (
+    "human_conversations",
+    "human_profiles",
+    "human_intent_utterances",
+    "profile_identification",
+)
+ALL_TABLES: tuple[str, ...] = TABLES + HUMAN_TABLES
+ALL_CONFIG_NAMES: tuple[str, ...] = CONFIG_NAMES + HUMAN_TABLES
+for _table in HUMAN_TABLES:
+    SPLITS[_table] = ("train",)
+SPLITS["human_intent_utterances"] = SPLITS["profile_identification"] = ("train", "validation", "test")
+# profile_identification's `source`
+SOURCES: tuple[str, ...] = ("synthetic", "human")
+
+
+def _profile_struct() -> dict:
+    cols = {
+        "gender": Value("string"),
+        "gender_zh": Value("string"),
+        "age": Value("int32"),
+        "background": Value("string"),
+        "background_zh": Value("string"),
+    }
+    for name in PROFILE_ATTRIBUTES:
+        kind = Value("string") if name in SINGLE_VALUE_ATTRIBUTES else List(Value("string"))
+        cols[name], cols[f"{name}_zh"] = kind, kind
+    return cols
+
+
+def _strategy(shape: dict[str, str]) -> dict:
+    one = {field: Value("int8") if kind == "int" else Value("string") for field, kind in shape.items()}
+    return {"final": one, "runs": List(one)}
+
+
+def _human_ids(tasks: list[str]) -> dict:
+    return {
+        "conversation_id": Value("string"),
+        "study": ClassLabel(names=list(STUDIES)),
+        "user_id": Value("string"),
+        "task": ClassLabel(names=tasks),
+    }
+
+
+HUMAN_TURN = {
+    "role": Value("string"),
+    "content": Value("string"),
+    "intents": List(ClassLabel(names=list(HUMAN_INTENT_LABELS))),
+    "hallucination": ClassLabel(names=list(HALLUCINATION_JUDGEMENTS)),
+    "satisfaction": Value("int8"),
+    "reason": Value("string"),
+}
+HUMAN_RATING_FEATURES = {name: Value("int8") for name in HUMAN_RATINGS}
+
+
+def human_features(table: str, tasks: list[str], vocabulary: dict[str, list[str]] | None = None) -> Features:
+    """The features of a human-study config; ``vocabulary`` (attribute -> English names, the
+    corpus's ``profile_vocabulary.json``) is needed for ``profile_identification``."""
+    if table == "human_conversations":
+        cols = {
+            **_human_ids(tasks),
+            "assistant_model": Value("string"),
+            "scenario_zh": Value("string"),
+            "turns": List(HUMAN_TURN),
+            "num_turns": Value("int32"),
+            "ratings": HUMAN_RATING_FEATURES,
+            "questionnaire": List(
+                {"summary": Value("string"), "query": Value("string"), "option": Value("string")}
+            ),
+            **{column: _strategy(shape) for column, shape in STRATEGIES.values()},
+            "profile": _profile_struct(),
+            # JSON string: release keys the schema does not model (e.g. profile.complete_tid)
+            "extra": Value("string"),
+            "source_file": Value("string"),
+        }
+    elif table == "human_profiles":
+        cols = {
+            "study": ClassLabel(names=list(STUDIES)),
+            "user_id": Value("string"),
+            **_profile_struct(),
+            "num_conversations": Value("int32"),
+            "num_profile_versions": Value("int32"),
+        }
+    elif table == "human_intent_utterances":
+        cols = {
+            "utterance_id": Value("string"),
+            **_human_ids(tasks),
+            "turn_index": Value("int32"),
+            "text": Value("string"),
+            # the nearest assistant turn before this one (empty when there is none)
+            "context": Value("string"),
+            "labels": List(ClassLabel(names=list(HUMAN_INTENT_LABELS))),
+        }
+    elif table == "profile_identification":
+        if vocabulary is None:
+            raise InputError(
+                "config 'profile_identification' needs the profile vocabulary "
+                "(user_profiling/desc_translated.json of the release); build from the whole release"
+            )
+        cols = {
+            "conversation_id": Value("string"),
+            "source": ClassLabel(names=list(SOURCES)),
+            "study": ClassLabel(names=list(STUDIES)),  # null for synthetic rows
+            "user_id": Value("string"),
+            "task": ClassLabel(names=tasks),
+            # the user's turns, one a line: Chinese for both sources; English for synthetic rows
+            "text": Value("string"),
+            "text_en": Value("string"),
+            **{name: List(ClassLabel(names=list(vocabulary[name]))) for name in PROFILE_ATTRIBUTES},
+        }
+    else:
+        raise InputError(f"unknown config {table!r}: must be one of {list(ALL_CONFIG_NAMES)}")
     return Features(cols)

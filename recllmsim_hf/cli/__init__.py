@@ -92,9 +92,10 @@ def _print_summary(summary: dict, json_out: bool) -> None:
         typer.echo(json.dumps(summary, indent=2, sort_keys=True))
         return
     typer.echo(f"built {summary['out']}")
+    width = max([20, *map(len, summary["configs"])])
     for config, splits in summary["configs"].items():
         sizes = ", ".join(f"{split} {n:,}" for split, n in splits.items())
-        typer.echo(f"  {config:<20} {sizes}")
+        typer.echo(f"  {config:<{width}} {sizes}")
 
 
 def _register_subcommands() -> None:

@@ -41,10 +41,12 @@ def build_dataset(
     split_by: str = "utterance",
     progress: bool = True,
 ) -> dict:
-    """Build all five configs of ``source`` into ``out``; returns a summary with split sizes."""
+    """Build all configs of ``source`` into ``out`` (the five synthetic ones, and the human-study
+    ones when the source has them); returns a summary with split sizes."""
     import datasets
 
     from recllmsim_hf.dataset.card import write_card
+    from recllmsim_hf.dataset.human_configs import human_tables
     from recllmsim_hf.dataset.shards import write_configs
     from recllmsim_hf.sources.staging import stage_source
 
@@ -59,7 +61,7 @@ def build_dataset(
         infos, provenance = write_configs(
             staged,
             work,
-            list(TABLES),
+            [*TABLES, *human_tables(staged)],
             seed=seed,
             split_by=split_by,
             cache_dir=work / "_cache",

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from recllmsim_hf.dataset.card_stats import CardStats, Provenance, compute_stats, read_provenance
+from recllmsim_hf.dataset.human_card import HumanStats, compute_human_stats
 from recllmsim_hf.errors import InputError, RecLLMSimError
-from recllmsim_hf.features import ALIASES, CONFIG_NAMES, SPLITS, table_of
+from recllmsim_hf.features import ALIASES, ALL_CONFIG_NAMES, SPLITS, table_of
 from recllmsim_hf.schema import CITATION, HOMEPAGE, LICENSE, PRETTY_NAME
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class CardContext:
     stats: CardStats
     provenance: Provenance
     citation: str
+    human: HumanStats | None  # the human studies and profile identification, None when not built
 
 
 def size_category(n: int) -> str:
@@ -83,7 +85,7 @@ def configs_yaml(sizes: dict[str, dict[str, int]]) -> list[dict]:
     """The YAML ``configs:`` entries: one per config name with rows, aliases pointing at their
     table's files. ``sizes`` maps table -> split -> rows (the build summary's ``configs``)."""
     out = []
-    for name in CONFIG_NAMES:
+    for name in ALL_CONFIG_NAMES:
         table = table_of(name)
         splits = [s for s in SPLITS[table] if sizes.get(table, {}).get(s)]
         if not splits:
@@ -116,6 +118,7 @@ def make_card_data(
 ) -> DatasetCardData:
     """The typed YAML header of the card (``infos``: table name -> ``datasets.DatasetInfo``;
     ``sizes``: table -> split -> rows, configs without rows are left out)."""
+    human = any(sum(sizes.get(t, {}).values()) for t in ("human_conversations", "human_intent_utterances"))
     from datasets.info import DatasetInfosDict
     from huggingface_hub import DatasetCardData
 
@@ -125,7 +128,7 @@ def make_card_data(
         license=LICENSE,
         language=languages,
         multilinguality=["multilingual"] if stats.has_chinese else ["monolingual"],
-        language_creators=["machine-generated"],
+        language_creators=["machine-generated", "crowdsourced"] if human else ["machine-generated"],
         annotations_creators=_annotation_creators(stats, provenance),
         source_datasets=["original"],
         task_categories=["text-classification", "text-generation"],
@@ -134,7 +137,7 @@ def make_card_data(
         tags=list(TAGS),
         configs=configs_yaml(sizes),
     )
-    shipped = [name for name in CONFIG_NAMES if any(sizes.get(table_of(name), {}).values())]
+    shipped = [name for name in ALL_CONFIG_NAMES if any(sizes.get(table_of(name), {}).values())]
     DatasetInfosDict({name: infos[table_of(name)] for name in shipped}).to_dataset_card_data(card_data)
     return card_data
 
@@ -178,7 +181,7 @@ def make_context(
     stats = compute_stats(folder, task_names, label_names, SPLITS["intent_utterances"])
     provenance = provenance or read_provenance(corpus)
     rows = []
-    for name in CONFIG_NAMES:
+    for name in [n for n in ALL_CONFIG_NAMES if table_of(n) in summary["configs"]]:
         sizes = summary["configs"][table_of(name)]
         description = (
             infos[table_of(name)].description if name not in ALIASES else f"alias of `{ALIASES[name]}`"
@@ -196,6 +199,14 @@ def make_context(
         f"({', '.join(tasks)}), with user-intent labels, hallucination judgements and quality ratings "
         "in typed configs."
     )
+    human = compute_human_stats(folder, summary["configs"])
+    if human is not None and human.studies:
+        people = sum(s.people for s in human.studies)
+        talks = sum(s.conversations for s in human.studies)
+        summary_text += (
+            f" Also {talks:,} conversations of {people:,} real people with an LLM assistant "
+            f"({len(human.studies)} studies, Chinese) and a profile-identification config."
+        )
     return CardContext(
         pretty_name=PRETTY_NAME,
         summary=summary_text,
@@ -208,6 +219,7 @@ def make_context(
         stats=stats,
         provenance=provenance,
         citation=CITATION,
+        human=human,
     )
 
 

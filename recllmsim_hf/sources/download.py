@@ -8,6 +8,7 @@ Cache layout (``default_cache_dir()``, or ``cache_dir=``)::
 
     downloads/<sha256(url)[:16]>-<basename>    the archive as served
     extracted/<sha256(archive bytes)>/<task>/<n>.json    its LLM_agent_user/*/*.json
+    companions/<sha256(archive bytes)>/<study>/...      its human studies and user_profiling/
 
 Each entry appears through one rename of a complete, fsynced temporary file or
 folder named ``.tmp-<pid>-...``, so a kill at any moment leaves either no entry or a
@@ -345,8 +346,28 @@ def _progress_bar(enabled: bool):
 # -- archives ------------------------------------------------------------------------------------------
 
 
-def _extract(archive: Path, cache: Path, label: str) -> Path:
-    """Extract the release files of ``archive`` into ``cache/extracted/<sha256>`` (reused when present)."""
+def resolve_tree(source: str | os.PathLike | None, *, cache_dir: Path | None = None) -> Path | None:
+    """The folder holding the release's companions of ``LLM_agent_user/`` (the human studies and
+    ``user_profiling/``), or None when the source names only the conversations' folder.
+
+    Call after :func:`resolve_release` verified the source (a URL is not fetched again). A folder
+    source gives the folder that holds its ``LLM_agent_user/``; an archive gives its extracted
+    companions in the cache (an empty folder when it has none).
+    """
+    text = DEFAULT_RELEASE_URL if source is None else os.fspath(source)
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    if re.match(r"(?i)https?://", text):
+        return _extract(_download_path(text, cache), cache, _display_url(text), companions=True)
+    path = Path(text).expanduser()
+    if path.is_file():
+        return _extract(path, cache, str(path), companions=True)
+    root = _find_release_root(path)
+    return root.parent if root.name == RELEASE_FOLDER and root != path else None
+
+
+def _extract(archive: Path, cache: Path, label: str, companions: bool = False) -> Path:
+    """Extract the release files of ``archive`` into ``cache/extracted/<sha256>`` (reused when present);
+    with ``companions``, its human studies and profile vocabulary into ``cache/companions/<sha256>``."""
     try:
         kind = archive_kind(archive)
         with open(archive, "rb") as f:
@@ -357,13 +378,13 @@ def _extract(archive: Path, cache: Path, label: str) -> Path:
         raise InputError(
             f"{label}: not a .zip/.tar.gz archive nor a folder; pass a release folder or archive"
         )
-    folder = _prepare(cache / "extracted")
+    folder = _prepare(cache / ("companions" if companions else "extracted"))
     final = folder / digest
     if final.is_dir():
         return final
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-", dir=folder))
     try:
-        if not extract_release(archive, kind, tmp, label):
+        if not extract_release(archive, kind, tmp, label, companions) and not companions:
             raise InputError(
                 f"{label}: holds no {RELEASE_FOLDER}/<task>/<n>.json files; pass the repository archive"
             )

@@ -4,6 +4,9 @@ A source is one of: a corpus folder (``conversations.jsonl`` + friends), a
 release folder, a release ``.zip`` / ``.tar.gz``, an archive URL, or None for
 the pinned release archive. Releases are *staged*: mapped once into a corpus
 folder (``recllmsim_hf.sources.release``), so every later step reads one format.
+When the release tree also holds the human studies and ``user_profiling/``
+(``recllmsim_hf.sources.human``), they are staged beside it (``human_*.jsonl``,
+``profile_vocabulary.json``); a source with only ``LLM_agent_user/`` stages as before.
 
 Example:
     >>> corpus = stage_source("../shared/data/recllmsim-release", "/tmp/staged")  # doctest: +SKIP
@@ -13,13 +16,17 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
 
 from recllmsim_hf.corpus import (
     CONVERSATIONS,
+    HUMAN_CONVERSATIONS,
     MANIFEST,
+    PEOPLE,
+    PROFILE_VOCABULARY,
     PROFILES,
     SCENARIOS,
     Corpus,
@@ -45,6 +52,48 @@ def _release_root(source, progress: bool) -> Path:
     return resolve_release(source, expected_files=RELEASE_FILE_COUNT if pinned else None, progress=progress)
 
 
+def _human_reader(source, problems: list[Problem]):
+    """The reader of the source's human studies and profile vocabulary, or None if it has neither
+    (call after :func:`_release_root`, which fetched and verified the source)."""
+    from recllmsim_hf.sources.download import resolve_tree
+    from recllmsim_hf.sources.human import HumanReader, study_folders
+    from recllmsim_hf.sources.profiles import VOCABULARY_FILE
+
+    tree = resolve_tree(source)
+    if tree is None or not (study_folders(tree) or (tree / VOCABULARY_FILE).is_file()):
+        return None
+    return HumanReader(tree, problems)
+
+
+def _read_human(human, profiles: dict, problems: list[Problem], progress: bool, out: Path | None = None):
+    """Read every human conversation (into ``out/human_conversations.jsonl`` when given) and check
+    the synthetic ``profiles`` against the vocabulary; returns the number of conversations."""
+    from recllmsim_hf.sources.profiles import check_synthetic
+
+    n = 0
+    f = open(out / HUMAN_CONVERSATIONS, "w", encoding="utf-8") if out is not None and human.files else None
+    try:
+        for conv in track(human.conversations(), len(human.files), "reading human studies", progress):
+            if f is not None:
+                f.write(dumps(conv) + "\n")
+            n += 1
+    finally:
+        if f is not None:
+            f.close()
+    if human.vocabulary is not None:
+        for profile in profiles.values():
+            where = f"LLM_agent_user (profile {profile.profile_id})"
+            check_synthetic(profile, human.vocabulary, where, problems)
+    return n
+
+
+def _write_human(human, out: Path) -> None:
+    if human.files:
+        write_jsonl(out / PEOPLE, human.people.values())
+    pairs = {name: [[zh, en] for zh, en in values.items()] for name, values in human.vocabulary.items()}
+    atomic_write_text(out / PROFILE_VOCABULARY, json.dumps(pairs, ensure_ascii=False, indent=1) + "\n")
+
+
 def stage_source(source: str | os.PathLike | None, workdir: str | os.PathLike, progress: bool = True) -> Path:
     """Validate ``source`` completely and return a corpus folder for it.
 
@@ -58,12 +107,15 @@ def stage_source(source: str | os.PathLike | None, workdir: str | os.PathLike, p
         corpus = Corpus(source, problems)
         for _ in corpus.iter_conversations():
             pass
+        for _ in corpus.iter_human():
+            pass
         if problems:
             raise ValidationFailed(problems)
         return Path(source)
     from recllmsim_hf.sources.release import ReleaseReader
 
     reader = ReleaseReader(_release_root(source, progress), problems)
+    human = _human_reader(source, problems)
     out = Path(workdir)
     if out.exists():
         shutil.rmtree(out)
@@ -80,6 +132,7 @@ def stage_source(source: str | os.PathLike | None, workdir: str | os.PathLike, p
                 parsed.append(data)
             else:
                 parsed = None
+    n_human = _read_human(human, reader.profiles, problems, progress, out) if human is not None else 0
     if problems:
         shutil.rmtree(out)
         raise ValidationFailed(problems)
@@ -88,12 +141,19 @@ def stage_source(source: str | os.PathLike | None, workdir: str | os.PathLike, p
     # profiles and scenarios are complete only once every file was read
     write_jsonl(out / PROFILES, reader.profiles.values())
     write_jsonl(out / SCENARIOS, reader.scenarios.values())
+    counts = {"profiles": len(reader.profiles), "scenarios": len(reader.scenarios), "conversations": n}
+    what = "LLM_agent_user"
+    if human is not None:
+        _write_human(human, out)
+        if human.files:
+            counts |= {"human_conversations": n_human, "human_people": len(human.people)}
+            what += ", real_human_user, human_exp_V2"
     manifest = Manifest(
         name="RecLLMSim release",
-        description="The RecLLMSim release (LLM_agent_user), mapped by the recllmsim release importer",
+        description=f"The RecLLMSim release ({what}), mapped by the recllmsim release importer",
         created_by=RELEASE_IMPORTER,
         tasks=list(TASKS),
-        counts={"profiles": len(reader.profiles), "scenarios": len(reader.scenarios), "conversations": n},
+        counts=counts,
     )
     atomic_write_text(out / MANIFEST, manifest.model_dump_json(indent=2) + "\n")
     return out
@@ -107,12 +167,18 @@ def validate_source(source: str | os.PathLike | None) -> tuple[list[Problem], di
         corpus = Corpus(source, problems)
         counts["files"] = sum(1 for p in Path(source).iterdir() if p.suffix in (".jsonl", ".json"))
         counts["conversations"] = sum(1 for _ in corpus.iter_conversations())
+        if n_human := sum(1 for _ in corpus.iter_human()):
+            counts["human_conversations"] = n_human
         return problems, counts
     from recllmsim_hf.sources.release import ReleaseReader
 
     reader = ReleaseReader(_release_root(source, True), problems)
     counts["files"] = len(reader.files)
     counts["conversations"] = sum(1 for _ in reader.conversations())
+    human = _human_reader(source, problems)
+    if human is not None:
+        counts["files"] += len(human.files) + 1  # and the vocabulary
+        counts["human_conversations"] = _read_human(human, reader.profiles, problems, False)
     return problems, counts
 
 

@@ -40,6 +40,15 @@ def test_release_sizes(built_release):
         "intent_utterances/test-00000-of-00001.parquet": 710,
         "hallucinations/train-00000-of-00001.parquet": 7103,
         "quality_scores/train-00000-of-00001.parquet": 1856,
+        # the release's human studies (issue 11); the five above are as before
+        "human_conversations/train-00000-of-00001.parquet": 2124,
+        "human_profiles/train-00000-of-00001.parquet": 146,
+        "human_intent_utterances/train-00000-of-00001.parquet": 1075,
+        "human_intent_utterances/validation-00000-of-00001.parquet": 134,
+        "human_intent_utterances/test-00000-of-00001.parquet": 134,
+        "profile_identification/train-00000-of-00001.parquet": 3152,
+        "profile_identification/validation-00000-of-00001.parquet": 417,
+        "profile_identification/test-00000-of-00001.parquet": 411,
     }
 
 

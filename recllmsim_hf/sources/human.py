@@ -1,0 +1,335 @@
+"""Map the release's two studies of real people (``real_human_user/``, ``human_exp_V2/``) onto records.
+
+Layout: ``<study>/User_<k>/<任务>/<n>.json`` (Chinese task folder names, see
+:data:`~recllmsim_hf.schema.HUMAN_TASKS`), plus ``user_profiling/desc_translated.json``, the
+Chinese -> English names of the profile values. Field mapping (release key -> record field):
+
+======================  ==================================================================
+folder ``<study>``       ``HumanConversation.study``
+``User_<k>``             ``user_id`` = ``<study>/User_<k>`` (each study numbers its users on its
+                         own: the two studies' ids never merge)
+``<任务>``, task_type     ``task``: the synthetic English task name (the two must agree)
+``chat_model``           ``assistant_model`` (human_exp_V2; None where the file names none)
+``task_context``         ``scenario_zh``
+``history[i]``           ``turns[i]``: ``role``, ``content``; ``intent`` (list of 推荐 / 规划 /
+                         评估 / 其它) -> ``intents`` (Recommendation / Planning / Evaluation /
+                         Others); ``hallucination`` (否 / 是 / 无法判断 -> no / yes / cannot
+                         tell), ``satisfaction`` ("1".."5" -> 1-5), ``reason``
+``questionnaire``        ``ratings`` by :data:`~recllmsim_hf.schema.QUESTIONNAIRE` (each query
+                         text is checked: the scores assume that wording), and kept as given
+                         in ``questionnaire``
+``profile``              ``profile``: each value in Chinese (``*_zh``) and English (from
+                         ``desc_translated.json``; gender is English in the release)
+``profile.complete_tid`` ``extra["profile.complete_tid"]`` (the study's progress record)
+``strategy*``            ``strategies[<column>]`` = ``{"final": A, "runs": [A1, A2, A3]}``
+anything else            ``extra`` (kept, never dropped)
+======================  ==================================================================
+
+``conversation_id`` is ``<study>-User_<k>-<task_slug>-<n>``: derived, stable across machines.
+Every value outside the known vocabularies (intents, questionnaire options, profile values,
+strategy shapes) is a :class:`~recllmsim_hf.errors.Problem` naming file, field and value.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from recllmsim_hf.corpus import natural_key
+from recllmsim_hf.errors import Problem, ValidationFailed
+from recllmsim_hf.human_schema import (
+    HALLUCINATION_JUDGEMENTS_ZH,
+    HUMAN_INTENTS_ZH,
+    HUMAN_TASKS,
+    QUESTIONNAIRE,
+    STRATEGIES,
+    STUDIES,
+    HumanConversation,
+    Person,
+)
+from recllmsim_hf.sources.profiles import Vocabulary, map_profile, read_vocabulary, reporter
+
+_MODELLED = {"chat_model", "history", "task_context", "task_type", "profile", "questionnaire", *STRATEGIES}
+_TURN_MODELLED = {"role", "content", "intent", "hallucination", "satisfaction", "reason"}
+_QUESTIONS = {q.summary: q for q in QUESTIONNAIRE}
+
+
+def _slug(text: str) -> str:
+    return "_".join(text.lower().split())
+
+
+def study_folders(tree: Path | None) -> dict[str, Path]:
+    """The human-study folders present in a release tree (the folder holding ``LLM_agent_user/``)."""
+    if tree is None:
+        return {}
+    return {study: tree / study for study in STUDIES if (tree / study).is_dir()}
+
+
+def human_files(folder: Path) -> list[Path]:
+    """``User_<k>/<任务>/<n>.json`` of one study, ordered by user, task folder, then file number."""
+
+    def key(p: Path) -> tuple:
+        return (natural_key(p.parent.parent.name), p.parent.name, natural_key(p.stem))
+
+    return sorted((p for p in folder.glob("*/*/*.json") if p.is_file()), key=key)
+
+
+def _turn(raw: Any, i: int, where: str, problems: list[Problem]) -> dict | None:
+    bad = reporter(problems, where)
+    field = f"history[{i}]"
+    if not isinstance(raw, dict):
+        bad(field, raw, "expected an object")
+        return None
+    role, content = raw.get("role"), raw.get("content")
+    if role not in ("user", "assistant"):
+        bad(f"{field}.role", role, "must be one of ['user', 'assistant']")
+        return None
+    if not isinstance(content, str):
+        bad(f"{field}.content", content, "must be a string")
+        return None
+    turn: dict[str, Any] = {"role": role, "content": content}
+    before = len(problems)
+    if "intent" in raw:
+        intents = raw["intent"]
+        if role != "user" or not isinstance(intents, list):
+            bad(f"{field}.intent", intents, "expected a list of labels on a user turn")
+        else:
+            for label in intents:
+                if label not in HUMAN_INTENTS_ZH:
+                    problems.append(
+                        Problem(
+                            where,
+                            f"{field}.intent",
+                            label,
+                            f"unknown intent, must be one of {list(HUMAN_INTENTS_ZH)}",
+                        )
+                    )
+            turn["intents"] = [HUMAN_INTENTS_ZH.get(label) for label in intents]
+    for key in ("hallucination", "satisfaction", "reason"):
+        if key in raw and role != "assistant":
+            bad(f"{field}.{key}", raw[key], "only assistant turns carry this")
+    if role == "assistant":
+        if "hallucination" in raw:
+            judged = raw["hallucination"]
+            if judged not in HALLUCINATION_JUDGEMENTS_ZH:
+                problems.append(
+                    Problem(
+                        where,
+                        f"{field}.hallucination",
+                        judged,
+                        f"must be one of {list(HALLUCINATION_JUDGEMENTS_ZH)}",
+                    )
+                )
+            turn["hallucination"] = HALLUCINATION_JUDGEMENTS_ZH.get(judged)
+        if "satisfaction" in raw:
+            score = raw["satisfaction"]
+            text = str(score) if isinstance(score, (str, int)) and not isinstance(score, bool) else ""
+            if text not in ("1", "2", "3", "4", "5"):
+                bad(f"{field}.satisfaction", score, "must be a score from 1 to 5")
+            else:
+                turn["satisfaction"] = int(text)
+        if "reason" in raw:
+            if not isinstance(raw["reason"], str):
+                bad(f"{field}.reason", raw["reason"], "must be a string")
+            turn["reason"] = raw["reason"]
+    turn["extra"] = {k: v for k, v in raw.items() if k not in _TURN_MODELLED}
+    return turn if len(problems) == before else None
+
+
+def _answers(raw: Any, where: str, problems: list[Problem]) -> tuple[dict, list]:
+    bad = reporter(problems, where)
+    if not isinstance(raw, list):
+        bad("questionnaire", raw, "expected a list of {query, summary, option}")
+        return {}, []
+    ratings, answers = {}, []
+    for i, item in enumerate(raw):
+        field = f"questionnaire[{i}]"
+        if not isinstance(item, dict) or not all(
+            isinstance(item.get(k), str) for k in ("summary", "query", "option")
+        ):
+            bad(field, item, "expected {query: str, summary: str, option: str}")
+            continue
+        question = _QUESTIONS.get(item["summary"])
+        if question is None:
+            bad(f"{field}.summary", item["summary"], f"unknown question, must be one of {list(_QUESTIONS)}")
+            continue
+        if item["query"] != question.query:
+            problems.append(
+                Problem(
+                    where,
+                    f"{field}.query",
+                    item["query"],
+                    f"not the known {question.summary} question; its scores may not hold",
+                )
+            )
+        elif item["option"] not in question.scores:
+            problems.append(
+                Problem(
+                    where,
+                    f"{field}.option",
+                    item["option"],
+                    f"unknown option, must be one of {list(question.scores)}",
+                )
+            )
+        elif question.rating in ratings:
+            bad(f"{field}.summary", item["summary"], "question answered twice")
+        else:
+            ratings[question.rating] = question.scores[item["option"]]
+        answers.append({k: item[k] for k in ("summary", "query", "option")})
+        for key in sorted(set(item) - {"summary", "query", "option"}):
+            bad(f"{field}.{key}", item[key], "unknown questionnaire key")
+    return ratings, answers
+
+
+def _strategy(key: str, raw: Any, where: str, problems: list[Problem]) -> dict | None:
+    bad = reporter(problems, where)
+    _, shape = STRATEGIES[key]
+    runs = sorted((k for k in raw if k != "final"), key=natural_key) if isinstance(raw, dict) else []
+    if not isinstance(raw, dict) or "final" not in raw or any(not k.isdigit() for k in runs):
+        bad(key, raw, 'expected {"final": {...}, "1": {...}, ...}')
+        return None
+    if [int(k) for k in runs] != list(range(1, len(runs) + 1)):
+        bad(key, runs, "numbered annotations must be 1, 2, 3, ...")
+        return None
+    out: dict[str, Any] = {"final": None, "runs": []}
+    for name in ["final", *runs]:
+        item = raw[name]
+        if not isinstance(item, dict) or set(item) != set(shape):
+            bad(f"{key}.{name}", item, f"expected the fields {list(shape)}")
+            return None
+        for field, kind in shape.items():
+            v = item[field]
+            good = isinstance(v, str) if kind == "str" else (isinstance(v, int) and not isinstance(v, bool))
+            if not good:
+                bad(f"{key}.{name}.{field}", v, f"must be a{'n integer' if kind == 'int' else ' string'}")
+                return None
+        if name == "final":
+            out["final"] = dict(item)
+        else:
+            out["runs"].append(dict(item))
+    return out
+
+
+def parse_human_file(
+    path: Path, rel: str, study: str, vocab: Vocabulary, problems: list[Problem]
+) -> HumanConversation | None:
+    """Map one human-study file (``rel`` = ``<study>/User_<k>/<任务>/<n>.json``); problems are
+    appended to ``problems`` and None returned if there is any."""
+    before, bad = len(problems), reporter(problems, rel)
+    try:
+        data = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        near = e.doc[max(0, e.pos - 40) : e.pos] if isinstance(e, json.JSONDecodeError) else path.name
+        bad("", near, f"not valid UTF-8 JSON ({e})"[:120])
+        return None
+    if not isinstance(data, dict):
+        bad("", type(data).__name__, "expected a JSON object")
+        return None
+    user, folder = path.parent.parent.name, path.parent.name
+    if folder not in HUMAN_TASKS:
+        bad("<task folder>", folder, f"must be one of {list(HUMAN_TASKS)}")
+        return None
+    if data.get("task_type", folder) != folder:
+        bad("task_type", data.get("task_type"), f"differs from its folder {folder!r}")
+    for key in ("history", "task_context"):
+        if key not in data:
+            bad(key, None, "required field is missing")
+    if len(problems) > before:
+        return None
+    history = data["history"]
+    if not isinstance(history, list) or not history:
+        bad("history", history, "must be a non-empty list of turns")
+        return None
+    turns = [_turn(t, i, rel, problems) for i, t in enumerate(history)]
+    ratings, answers = _answers(data.get("questionnaire", []), rel, problems)
+    profile, profile_extra = map_profile(data.get("profile", {}), vocab, rel, problems)
+    strategies = {}
+    for key, (column, _) in STRATEGIES.items():
+        if key in data:
+            strategies[column] = _strategy(key, data[key], rel, problems)
+    model = data.get("chat_model")
+    if model is not None and not isinstance(model, str):
+        bad("chat_model", model, "must be a string")
+    if len(problems) > before:
+        return None
+    extra = {k: v for k, v in data.items() if k not in _MODELLED}
+    try:
+        return HumanConversation(
+            conversation_id=f"{study}-{user}-{_slug(HUMAN_TASKS[folder])}-{path.stem}",
+            study=study,
+            user_id=f"{study}/{user}",
+            task=HUMAN_TASKS[folder],
+            assistant_model=model,
+            scenario_zh=data["task_context"],
+            turns=turns,
+            ratings=ratings,
+            questionnaire=answers,
+            strategies=strategies,
+            profile=profile,
+            source_file=rel,
+            extra={**extra, **profile_extra},
+        )
+    except ValidationError as e:
+        err = e.errors()[0]
+        bad(".".join(map(str, err["loc"])), err.get("input"), err["msg"])
+        return None
+
+
+class HumanReader:
+    """Read the human studies of a release tree into records.
+
+    After :meth:`conversations` was consumed, ``people`` holds one :class:`Person` per
+    ``user_id``: the profile most of their files state (ties: the earliest file), the number
+    of conversations and of distinct profile versions.
+
+    Example:
+        >>> reader = HumanReader(Path("RecLLMSim-d680f2f9"), problems=[])  # doctest: +SKIP
+        >>> sum(1 for _ in reader.conversations())  # doctest: +SKIP
+        2124
+    """
+
+    def __init__(self, tree: Path, problems: list[Problem] | None = None):
+        self.tree = Path(tree)
+        self.problems = problems
+        self.files = [(s, p) for s, folder in study_folders(self.tree).items() for p in human_files(folder)]
+        self.vocabulary: Vocabulary | None = None
+        self.people: dict[str, Person] = {}
+
+    def conversations(self) -> Iterator[HumanConversation]:
+        """Yield every good conversation; without a ``problems`` list, raise
+        :class:`ValidationFailed` at the end listing every problem."""
+        problems: list[Problem] = [] if self.problems is None else self.problems
+        self.vocabulary = read_vocabulary(self.tree, problems)
+        if self.vocabulary is None:
+            if self.problems is None:
+                raise ValidationFailed(problems)
+            return
+        profiles: dict[str, Counter] = {}
+        study_of: dict[str, str] = {}
+        for study, path in self.files:
+            rel = path.relative_to(self.tree).as_posix()
+            conv = parse_human_file(path, rel, study, self.vocabulary, problems)
+            if conv is None:
+                continue
+            text = conv.profile.model_dump_json()
+            profiles.setdefault(conv.user_id, Counter())[text] += 1
+            study_of[conv.user_id] = study
+            yield conv
+        for user_id, counts in profiles.items():
+            best = max(counts.items(), key=lambda kv: kv[1])[0]  # Counter keeps first-seen order on ties
+            self.people[user_id] = Person.model_validate(
+                {
+                    "user_id": user_id,
+                    "study": study_of[user_id],
+                    "profile": json.loads(best),
+                    "num_conversations": sum(counts.values()),
+                    "num_profile_versions": len(counts),
+                }
+            )
+        if self.problems is None and problems:
+            raise ValidationFailed(problems)

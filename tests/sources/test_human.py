@@ -1,0 +1,358 @@
+"""The human-study importer: the real studies' counts, the questionnaire mapping, and every bad input."""
+
+import json
+import subprocess
+import sys
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from human_fixture import VOCABULARY, make_full_release
+from release_fixture import make_release
+
+from recllmsim_hf.errors import ValidationFailed
+from recllmsim_hf.human_schema import HUMAN_TASKS, QUESTIONNAIRE
+from recllmsim_hf.sources.human import HumanReader
+from recllmsim_hf.sources.staging import stage_source, validate_source
+
+
+@pytest.fixture(scope="module")
+def real(release_dir):
+    """(conversations, people) of the real release's two studies."""
+    reader = HumanReader(release_dir, problems=None)
+    return list(reader.conversations()), reader.people
+
+
+def test_real_counts_per_study_task_and_model(real):
+    conversations, people = real
+    assert Counter(c.study for c in conversations) == {"real_human_user": 291, "human_exp_V2": 1833}
+    by_task = Counter((c.study, c.task) for c in conversations)
+    assert [by_task["real_human_user", t] for t in HUMAN_TASKS.values()] == [77, 74, 68, 72]
+    assert [by_task["human_exp_V2", t] for t in HUMAN_TASKS.values()] == [502, 398, 402, 531]
+    models = Counter(c.assistant_model for c in conversations if c.study == "human_exp_V2")
+    assert models == {
+        "gpt-4-turbo-preview": 526,
+        "gemini-2.0-pro-exp-02-05": 498,
+        "claude-3-7-sonnet-20250219": 465,
+        "deepseek-v3": 344,
+    }
+    assert {c.assistant_model for c in conversations if c.study == "real_human_user"} == {None}
+    assert Counter(p.study for p in people.values()) == {"real_human_user": 31, "human_exp_V2": 115}
+    assert sum(p.num_conversations for p in people.values()) == 2124
+
+
+def test_real_intent_labels(real):
+    conversations, _ = real
+    labels = Counter(label for c in conversations for t in c.turns for label in t.intents)
+    assert labels == {"Recommendation": 723, "Planning": 623, "Evaluation": 212, "Others": 87}
+    user_turns = [
+        t for c in conversations if c.study == "real_human_user" for t in c.turns if t.role == "user"
+    ]
+    assert len(user_turns) == 1343 and all(t.intents for t in user_turns)
+    assert Counter(len(t.intents) for t in user_turns) == {1: 1058, 2: 268, 3: 17}
+    assert not any(t.intents for c in conversations if c.study == "human_exp_V2" for t in c.turns)
+
+
+def test_real_assistant_judgements(real):
+    conversations, _ = real
+    judged = Counter(
+        (c.study, t.hallucination) for c in conversations for t in c.turns if t.role == "assistant"
+    )
+    assert judged == {
+        ("real_human_user", "no"): 1197,
+        ("real_human_user", "yes"): 69,
+        ("real_human_user", "cannot tell"): 69,
+        ("human_exp_V2", "no"): 7545,
+        ("human_exp_V2", "yes"): 221,
+        ("human_exp_V2", "cannot tell"): 294,
+    }
+    scores = Counter(t.satisfaction for c in conversations if c.study == "human_exp_V2" for t in c.turns)
+    assert scores == {5: 3697, 4: 3102, 3: 843, 2: 279, 1: 139, None: 8204}
+
+
+def test_user_ids_of_the_two_studies_never_merge(real):
+    conversations, people = real
+    assert "real_human_user/User_0" in people and "human_exp_V2/User_0" in people
+    assert people["real_human_user/User_0"].profile != people["human_exp_V2/User_0"].profile
+    for c in conversations:
+        assert c.user_id.startswith(f"{c.study}/User_") and c.conversation_id.startswith(f"{c.study}-User_")
+    assert len({c.conversation_id for c in conversations}) == 2124
+    # a person's conversations are all in one study
+    assert all(len({c.study for c in conversations if c.user_id == u}) == 1 for u in people)
+
+
+def test_every_questionnaire_option_maps_to_its_score(real):
+    """Each option text of the release, per question, counted before and after the mapping."""
+    conversations, _ = real
+    answers = Counter((a.summary, a.option) for c in conversations for a in c.questionnaire)
+    assert answers == {
+        ("Memorization", "否"): 1972,
+        ("Memorization", "是"): 152,
+        ("Detail", "详细"): 1450,
+        ("Detail", "一般"): 606,
+        ("Detail", "简略"): 68,
+        ("Availability", "很有用"): 1256,
+        ("Availability", "有一定参考"): 830,
+        ("Availability", "不可用"): 38,
+        ("Diversity", "结果多样"): 1469,
+        ("Diversity", "一般"): 591,
+        ("Diversity", "结果单一"): 64,
+    }
+    scores = Counter((r, getattr(c.ratings, r)) for c in conversations for r in type(c.ratings).model_fields)
+    # forgetting ("是", yes) is the bad answer: 0; "否" (no) is 1
+    assert scores["memorization", 0] == 152 and scores["memorization", 1] == 1972
+    assert (scores["detail_level", 2], scores["detail_level", 1], scores["detail_level", 0]) == (
+        1450,
+        606,
+        68,
+    )
+    assert [scores["practical_usefulness", s] for s in (2, 1, 0)] == [1256, 830, 38]
+    assert [scores["diversity", s] for s in (2, 1, 0)] == [1469, 591, 64]
+    assert {q.summary: q.scores for q in QUESTIONNAIRE} == {
+        "Memorization": {"否": 1, "是": 0},
+        "Detail": {"详细": 2, "一般": 1, "简略": 0},
+        "Availability": {"很有用": 2, "有一定参考": 1, "不可用": 0},
+        "Diversity": {"结果多样": 2, "一般": 1, "结果单一": 0},
+    }
+
+
+def test_real_profiles_in_both_languages_and_strategies(real):
+    conversations, people = real
+    p = people["human_exp_V2/User_0"].profile
+    assert (p.gender, p.gender_zh, p.age, p.background_zh) == ("Female", "女", 19, "社会科学与行为科学")
+    assert p.personality_zh == ["乐观", "坚定", "上进"] and p.personality == [
+        "Optimistic",
+        "Determined",
+        "Ambitious",
+    ]
+    assert p.occupation_zh == "其他" and p.occupation == "Others"
+    assert Counter(x.num_profile_versions for x in people.values()) == {1: 144, 2: 2}
+    shapes = Counter(tuple(sorted(c.strategies)) for c in conversations)
+    assert shapes[("strategy", "strategy_v2", "strategy_v3")] == 251
+    assert (
+        shapes[
+            (
+                "strategy",
+                "strategy_human",
+                "strategy_human_v2",
+                "strategy_human_v3",
+                "strategy_v2",
+                "strategy_v3",
+            )
+        ]
+        == 40
+    )
+    assert shapes[("strategy", "strategy_v3")] == 1833
+    assert all(len(c.strategies["strategy"]["runs"]) == 3 for c in conversations)
+    assert all(
+        c.strategies["strategy_human"]["runs"] == []
+        for c in conversations
+        if "strategy_human" in c.strategies
+    )
+    assert sum("profile.complete_tid" in c.extra for c in conversations) == 1080
+
+
+# -- hand-written fixture ----------------------------------------------------------------------------
+
+
+def _edit(path: Path, change) -> None:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+
+
+R0 = Path("real_human_user/User_0/旅行规划/3.json")
+V0 = Path("human_exp_V2/User_0/旅行规划/0.json")
+
+
+def _set(keys, value):
+    def change(data):
+        target = data
+        for k in keys[:-1]:
+            target = target[k]
+        target[keys[-1]] = value
+
+    return change
+
+
+BAD = [
+    (R0, _set(["history", 0, "intent"], ["推荐", "购物"]), r"history\[0\]\.intent: unknown intent.*'购物'"),
+    (R0, _set(["history", 0, "intent"], "推荐"), r"history\[0\]\.intent: expected a list of labels"),
+    (
+        V0,
+        _set(["history", 1, "hallucination"], "可能"),
+        r"history\[1\]\.hallucination: must be one of.*'可能'",
+    ),
+    (
+        V0,
+        _set(["history", 1, "satisfaction"], "6"),
+        r"history\[1\]\.satisfaction: must be a score from 1 to 5",
+    ),
+    (
+        R0,
+        _set(["questionnaire", 1, "option"], "非常详细"),
+        r"questionnaire\[1\]\.option: unknown option.*'非常详细'",
+    ),
+    (
+        R0,
+        _set(["questionnaire", 0, "query"], "对方是否记得前文"),
+        r"questionnaire\[0\]\.query: not the known Memorization",
+    ),
+    (
+        R0,
+        _set(["questionnaire", 2, "summary"], "Usefulness"),
+        r"questionnaire\[2\]\.summary: unknown question",
+    ),
+    (
+        V0,
+        _set(["profile", "personality"], ["内向", "暴躁"]),
+        r"profile\.personality: not a value of personality.*'暴躁'",
+    ),
+    (V0, _set(["profile", "occupation"], ["学生"]), r"profile\.occupation: must be a string"),
+    (V0, _set(["profile", "background"], "法学"), r"profile\.background: unknown background.*'法学'"),
+    (V0, _set(["profile", "gender"], "男"), r"profile\.gender: must be one of \['Male', 'Female'\]"),
+    (R0, _set(["strategy", "2"], {"order": "Depth"}), r"strategy\.2: expected the fields"),
+    (
+        R0,
+        _set(["strategy_V3", "final", "question_broadness"], "4"),
+        r"strategy_V3\.final\.question_broadness: must be an integer",
+    ),
+    (R0, _set(["task_type"], "菜谱规划"), r"task_type: differs from its folder '旅行规划'"),
+    (V0, _set(["chat_model"], 4), r"chat_model: must be a string"),
+]
+
+
+@pytest.mark.parametrize("rel, change, message", BAD, ids=[m.split(":")[0] for _, _, m in BAD])
+def test_bad_human_value_names_file_field_and_value(tmp_path, rel, change, message):
+    root = make_full_release(tmp_path / "rel")
+    _edit(root / rel, change)
+    with pytest.raises(ValidationFailed, match=rf"^{rel.as_posix()}: {message}"):
+        stage_source(root, tmp_path / "staged", progress=False)
+    assert not (tmp_path / "staged").exists()
+
+
+def test_unknown_profile_value_of_the_synthetic_release_is_reported(tmp_path):
+    root = make_full_release(tmp_path / "rel")
+    vocab = {**VOCABULARY, "personality": {k: v for k, v in VOCABULARY["personality"].items() if k != "好奇"}}
+    (root / "user_profiling" / "desc_translated.json").write_text(json.dumps(vocab, ensure_ascii=False))
+    problems, _ = validate_source(root)
+    assert [str(p) for p in problems] == [
+        "LLM_agent_user (profile 0): profile_mapped.Personality: not a value of personality in "
+        "user_profiling/desc_translated.json, but got {'en': 'Curious', 'zh': '好奇'}",
+        "LLM_agent_user (profile 1): profile_mapped.Personality: not a value of personality in "
+        "user_profiling/desc_translated.json, but got {'en': 'Curious', 'zh': '好奇'}",
+    ]
+
+
+def test_missing_vocabulary_is_a_problem(tmp_path):
+    root = make_full_release(tmp_path / "rel")
+    (root / "user_profiling" / "desc_translated.json").unlink()
+    with pytest.raises(ValidationFailed, match=r"^user_profiling/desc_translated.json: file is missing"):
+        stage_source(root, tmp_path / "staged", progress=False)
+
+
+def test_validate_lists_every_problem_of_both_studies(tmp_path):
+    root = make_full_release(tmp_path / "rel")
+    for rel, change, _ in (BAD[0], BAD[2], BAD[4], BAD[7]):
+        _edit(root / rel, change)
+    result = subprocess.run(
+        [sys.executable, "-m", "recllmsim_hf", "validate", str(root)], capture_output=True, text=True
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines == [
+        "real_human_user/User_0/旅行规划/3.json: history[0].intent: unknown intent, must be one of "
+        "['推荐', '规划', '评估', '其它'], but got '购物'",
+        "real_human_user/User_0/旅行规划/3.json: questionnaire[1].option: unknown option, must be one of "
+        "['详细', '一般', '简略'], but got '非常详细'",
+        "human_exp_V2/User_0/旅行规划/0.json: history[1].hallucination: must be one of "
+        "['否', '是', '无法判断'], but got '可能'",
+        "human_exp_V2/User_0/旅行规划/0.json: profile.personality: not a value of personality in "
+        "user_profiling/desc_translated.json, but got '暴躁'",
+    ]
+    assert "4 problem(s) in 23 file(s), 15 conversation(s) read" in result.stderr
+
+
+def test_fixture_maps_every_field(tmp_path):
+    root = make_full_release(tmp_path / "rel")
+    reader = HumanReader(root)
+    convs = {c.source_file: c for c in reader.conversations()}
+    c = convs[R0.as_posix()]
+    assert (c.conversation_id, c.study, c.user_id, c.task) == (
+        "real_human_user-User_0-travel_planning-3",
+        "real_human_user",
+        "real_human_user/User_0",
+        "travel planning",
+    )
+    assert [t.intents for t in c.turns if t.role == "user"] == [
+        ["Recommendation"],
+        ["Planning", "Recommendation"],
+        ["Evaluation"],
+    ]
+    assert [t.hallucination for t in c.turns if t.role == "assistant"] == ["no", "yes", "cannot tell"]
+    assert c.ratings.model_dump() == {
+        "memorization": 1,
+        "detail_level": 1,
+        "practical_usefulness": 0,
+        "diversity": 2,
+    }
+    assert c.strategies["strategy_v2"] == {"final": {"order": "Breadth", "feedback": "Both"}, "runs": []}
+    assert [r["question_broadness"] for r in c.strategies["strategy_v3"]["runs"]] == [1, 2, 3]
+    v = convs[V0.as_posix()]
+    assert v.assistant_model == "model-b" and v.extra == {"profile.complete_tid": {"旅行规划": [0]}}
+    assert [t.satisfaction for t in v.turns] == [None, 4, None, 5, None, 1]
+    assert [t.reason for t in v.turns] == [None, None, None, None, None, "不够细致"]
+    assert v.profile.background == "Information science and technology" and v.profile.spending_habits == []
+    person = reader.people["real_human_user/User_0"]
+    assert (person.num_conversations, person.num_profile_versions) == (2, 2)
+    assert person.profile.daily_interests_zh == ["运动"]  # tie between versions: the earliest file's
+
+
+def test_release_with_only_llm_agent_user_stages_as_before(tmp_path):
+    staged = stage_source(make_release(tmp_path / "rel"), tmp_path / "staged", progress=False)
+    assert sorted(p.name for p in staged.iterdir()) == [
+        "conversations.jsonl",
+        "manifest.json",
+        "profiles.jsonl",
+        "scenarios.jsonl",
+    ]
+    manifest = json.loads((staged / "manifest.json").read_text())
+    assert manifest["counts"] == {"profiles": 2, "scenarios": 10, "conversations": 15}
+
+
+def test_archive_source_brings_the_human_studies(tmp_path):
+    root = make_full_release(tmp_path / "rel")
+    archive = tmp_path / "RecLLMSim-main.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(root.rglob("*.json")):
+            zf.write(path, "RecLLMSim-main/" + path.relative_to(root).as_posix())
+    staged = stage_source(archive, tmp_path / "staged", progress=False)
+    lines = (staged / "human_conversations.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 7
+    assert json.loads((staged / "manifest.json").read_text())["counts"]["human_people"] == 4
+    vocabulary = json.loads((staged / "profile_vocabulary.json").read_text(encoding="utf-8"))
+    assert vocabulary["occupation"] == [["学生", "Student"], ["工程师", "Engineer"], ["其他", "Others"]]
+
+
+def test_url_source_brings_the_human_studies_with_one_download(tmp_path, monkeypatch):
+    from http_fixtures import FileServer
+
+    monkeypatch.setenv("RECLLMSIM_CACHE", str(tmp_path / "cache"))
+    root = make_full_release(tmp_path / "rel")
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(root.rglob("*.json")):
+            zf.write(path, "RecLLMSim-abc/" + path.relative_to(root).as_posix())
+    with FileServer({"/archive/abc.zip": archive.read_bytes()}) as srv:
+        staged = stage_source(srv.url("/archive/abc.zip"), tmp_path / "staged", progress=False)
+        assert srv.count == 1
+    assert len((staged / "human_conversations.jsonl").read_text(encoding="utf-8").splitlines()) == 7
+    (companions,) = (tmp_path / "cache" / "companions").iterdir()
+    assert sorted(p.name for p in companions.iterdir()) == [
+        "human_exp_V2",
+        "real_human_user",
+        "user_profiling",
+    ]
+    (extracted,) = (tmp_path / "cache" / "extracted").iterdir()
+    assert "real_human_user" not in {p.name for p in extracted.iterdir()}  # the release entry is as before
