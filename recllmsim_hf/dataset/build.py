@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import tempfile
@@ -56,7 +57,11 @@ def build_dataset(
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
     datasets.disable_progress_bars()
+    collecting = gc.isenabled()
     try:
+        # A build holds the parsed corpus (millions of small dicts, no reference cycles) while
+        # it writes; the cycle collector would walk all of it again and again for nothing.
+        gc.disable()
         staged = stage_source(source, work / "_staged", progress=progress)
         infos, provenance = write_configs(
             staged,
@@ -82,6 +87,9 @@ def build_dataset(
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    finally:
+        if collecting:
+            gc.enable()
     return summary
 
 

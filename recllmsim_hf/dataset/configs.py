@@ -168,12 +168,12 @@ def _ratings(conv: dict) -> dict:
 
 
 def _utterances(conv: dict, role: str, task_ids: dict[str, int]) -> Iterator[tuple[int, dict, str]]:
-    turns = conv["turns"]
+    turns, ids, cid = conv["turns"], _ids(conv, task_ids), conv["conversation_id"]
     for i, turn in enumerate(turns):
         if turn["role"] == role:
             row = {
-                "utterance_id": f"{conv['conversation_id']}-{i}",
-                **_ids(conv, task_ids),
+                "utterance_id": f"{cid}-{i}",
+                **ids,
                 "turn_index": i,
                 "text": turn["content"],
                 "text_zh": turn.get("content_zh"),
@@ -241,7 +241,14 @@ def conversation_rows(table: str, conv: dict, ctx: RowContext) -> Iterator[dict]
             "scenario": scenario["text"],
             "scenario_zh": conv.get("scenario_zh") or scenario.get("text_zh"),
             "turns": [
-                {k: t.get(k) for k in ("role", "content", "content_zh", "intent", "hallucination", "reason")}
+                {
+                    "role": t.get("role"),
+                    "content": t.get("content"),
+                    "content_zh": t.get("content_zh"),
+                    "intent": t.get("intent"),
+                    "hallucination": t.get("hallucination"),
+                    "reason": t.get("reason"),
+                }
                 for t in conv["turns"]
             ],
             "num_turns": len(conv["turns"]),

@@ -28,7 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from recllmsim_hf.corpus import HUMAN_CONVERSATIONS, PEOPLE, PROFILE_VOCABULARY, PROFILES, natural_key
+from recllmsim_hf.corpus import (
+    HUMAN_CONVERSATIONS,
+    PEOPLE,
+    PROFILE_VOCABULARY,
+    PROFILES,
+    loads,
+    natural_key,
+)
 from recllmsim_hf.dataset.configs import Splitter, iter_conversations, split_key, split_sizes
 from recllmsim_hf.human_schema import (
     HALLUCINATION_JUDGEMENTS,
@@ -77,8 +84,17 @@ def human_lines(corpus: Path) -> list[dict]:
     if key not in _memo:
         _memo.clear()
         with open(path, encoding="utf-8") as f:
-            _memo[key] = [json.loads(line) for line in f if line.strip()]
+            _memo[key] = [loads(line) for line in f if line.strip()]
     return _memo[key]
+
+
+def remember_human(corpus: Path, lines: list[dict]) -> None:
+    """Hand over the parsed lines of a ``human_conversations.jsonl`` just written (they must
+    equal the file's lines), so the build does not parse them again."""
+    path = Path(corpus) / HUMAN_CONVERSATIONS
+    stat = path.stat()
+    _memo.clear()
+    _memo[(str(path.resolve()), stat.st_size, stat.st_mtime_ns)] = lines
 
 
 def _cut(keys: list[int], seed: int, by: str) -> Splitter:

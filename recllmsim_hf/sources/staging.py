@@ -35,6 +35,7 @@ from recllmsim_hf.corpus import (
     write_jsonl,
 )
 from recllmsim_hf.dataset.configs import MEMO_MAX_BYTES, remember
+from recllmsim_hf.dataset.human_configs import remember_human
 from recllmsim_hf.errors import Problem, ValidationFailed
 from recllmsim_hf.schema import RELEASE_IMPORTER, TASKS, Manifest
 
@@ -70,16 +71,25 @@ def _read_human(human, profiles: dict, problems: list[Problem], progress: bool, 
     the synthetic ``profiles`` against the vocabulary; returns the number of conversations."""
     from recllmsim_hf.sources.profiles import check_synthetic
 
-    n = 0
+    n = size = 0
+    parsed: list[dict] | None = []
     f = open(out / HUMAN_CONVERSATIONS, "w", encoding="utf-8") if out is not None and human.files else None
     try:
         for conv in track(human.conversations(), len(human.files), "reading human studies", progress):
             if f is not None:
-                f.write(dumps(conv) + "\n")
+                data = conv.model_dump(mode="json")
+                line = dumps(data) + "\n"
+                f.write(line)
+                size += len(line)
+                parsed = parsed if parsed is not None and size <= MEMO_MAX_BYTES else None
+                if parsed is not None:
+                    parsed.append(data)
             n += 1
     finally:
         if f is not None:
             f.close()
+    if f is not None and parsed is not None and not problems:  # the build starts from these lines
+        remember_human(out, parsed)
     if human.vocabulary is not None:
         for profile in profiles.values():
             where = f"LLM_agent_user (profile {profile.profile_id})"
