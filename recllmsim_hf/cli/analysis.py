@@ -96,3 +96,27 @@ def intent(
         typer.echo(json.dumps(report, indent=2))
     else:
         typer.echo(render_baselines(report), nl=False)
+
+
+@baseline_app.command("profile")
+def profile(
+    folder: Path = typer.Argument(
+        ..., help="A folder written by `recllmsim build` (with the human studies)."
+    ),
+    settings: str = typer.Option(
+        "synthetic->synthetic,synthetic->human,human->human,synthetic+human->human",
+        "--settings",
+        help="Comma-separated training->test settings.",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the logistic regressions."),
+    json_out: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+) -> None:
+    """Profile identification per attribute (TF-IDF + one-vs-rest logistic regression), four settings."""
+    from recllmsim_hf.analysis.profile_baselines import render_profile_baselines, run_profile_baselines
+
+    names = [s.strip() for s in settings.split(",") if s.strip()]
+    report = run_profile_baselines(folder, names, seed=seed)
+    if json_out:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        typer.echo(render_profile_baselines(report), nl=False)
