@@ -105,3 +105,68 @@ def write_figures(stats: dict, out: str | os.PathLike) -> list[Path]:
             plt.close(fig)
         written.append(out / name)
     return written
+
+
+COMPARISON_FIGURE = "synthetic_vs_human.png"
+_GROUP_COLORS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860")
+
+
+def _comparison_figure(plt, comparison: dict):
+    """Three panels: the four shared ratings per group, lengths per group, ratings per assistant model."""
+    import numpy as np
+
+    groups, metrics = comparison["groups"], comparison["metrics"]
+    models = comparison["assistant_models"]["models"]
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.4))
+    panels = (
+        (axes[0], {g: [groups[g]["ratings"][m] for m in metrics] for g in groups}, metrics, "mean rating"),
+        (
+            axes[1],
+            {g: [groups[g]["user_utterance_chars"], groups[g]["assistant_reply_chars"]] for g in groups},
+            ["user utterance", "assistant reply"],
+            "mean characters (Chinese)",
+        ),
+        (axes[2], {m: [models[m]["ratings"][k] for k in metrics] for m in models}, metrics, "mean rating"),
+    )
+    titles = (
+        "Questionnaire ratings: synthetic vs human users",
+        "Length of a turn",
+        f"{comparison['assistant_models']['study']}: ratings per assistant model",
+    )
+    for (ax, series, ticks, ylabel), title in zip(panels, titles, strict=True):
+        width = 0.8 / max(1, len(series))
+        x = np.arange(len(ticks))
+        for i, (name, values) in enumerate(series.items()):
+            heights = [0 if v is None else v for v in values]
+            ax.bar(
+                x + (i - (len(series) - 1) / 2) * width,
+                heights,
+                width,
+                label=name,
+                color=_GROUP_COLORS[i % 6],
+            )
+        ax.set_xticks(x, [t.replace("_", " ") for t in ticks], fontsize=8)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=10)
+        top = max([v for values in series.values() for v in values if v is not None] + [1])
+        ax.set_ylim(0, top * 1.3)  # room for the legend above the bars
+        ax.legend(fontsize=7, ncol=2, loc="upper center")
+    fig.tight_layout()
+    return fig
+
+
+def write_comparison_figure(comparison: dict, out: str | os.PathLike) -> Path:
+    """Write ``synthetic_vs_human.png`` (from ``human_stats.compare_studies``) into the folder ``out``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    fig = _comparison_figure(plt, comparison)
+    try:
+        _save(fig, out / COMPARISON_FIGURE)
+    finally:
+        plt.close(fig)
+    return out / COMPARISON_FIGURE

@@ -25,14 +25,14 @@ def stats(
     plots: Path = typer.Option(None, "--plots", help="Also write the figures (PNG) into this folder."),
     top: int = typer.Option(15, "--top", min=1, help="Preference phrases per task in the figure and JSON."),
 ) -> None:
-    """Print the paper's Tables 1-3 and the hallucination count of a built dataset; --plots draws Fig. 5/6."""
-    from recllmsim_hf.analysis.stats import render_text, run_stats
+    """Print the paper's Tables 1-3, hallucinations and synthetic vs human users; --plots draws figures."""
+    from recllmsim_hf.analysis.human_stats import render_all_text, run_all_stats
 
-    result = run_stats(folder, plots=plots, top_phrases=top)
+    result = run_all_stats(folder, plots=plots, top_phrases=top)
     if json_out:
         typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
     else:
-        typer.echo(render_text(result), nl=False)
+        typer.echo(render_all_text(result), nl=False)
         for path in result.get("figures") or []:
             typer.echo(f"wrote {path}")
 
