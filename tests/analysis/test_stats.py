@@ -152,7 +152,10 @@ def test_cli_stats_json_and_plots(built_release, tmp_path):
     assert data["hallucinations"]["count"] == 39
     assert data["table2"]["rows"][0]["task"] == "travel planning"
     assert all(len(v) == 5 for v in data["preference_phrases"].values())
-    assert sorted(Path(p).name for p in data["figures"]) == [figures.PHRASE_FIGURE, figures.SCORE_FIGURE]
+    # the release build has the human studies, so the comparison figure comes too
+    assert sorted(Path(p).name for p in data["figures"]) == sorted(
+        [figures.PHRASE_FIGURE, figures.SCORE_FIGURE, figures.COMPARISON_FIGURE]
+    )
     assert all(Path(p).read_bytes()[:4] == b"\x89PNG" for p in data["figures"])
 
 
