@@ -37,7 +37,7 @@ from recllmsim_hf.dataset.human_configs import (
 from recllmsim_hf.errors import InputError
 from recllmsim_hf.features import ALL_CONFIG_NAMES, HUMAN_TABLES, SPLITS, features, table_of
 from recllmsim_hf.schema import CITATION, HOMEPAGE, LICENSE, TASKS
-from recllmsim_hf.sources.staging import is_corpus, stage_source
+from recllmsim_hf.sources.staging import is_corpus, source_vocabulary, stage_source
 
 _BATCH = 1000
 
@@ -105,7 +105,8 @@ class RecLLMSim(datasets.ArrowBasedBuilder):
     def _info(self) -> datasets.DatasetInfo:
         vocabulary = None
         if self.config.name == "profile_identification":  # its ClassLabel names come from the source
-            vocabulary = read_vocabulary(self._corpus())
+            source = self.config.source
+            vocabulary = read_vocabulary(Path(source)) if is_corpus(source) else source_vocabulary(source)
         return datasets.DatasetInfo(
             description=self.config.description or _DESCRIPTIONS[self.config.name],
             features=features(self.config.name, self._tasks(), vocabulary),
@@ -118,10 +119,8 @@ class RecLLMSim(datasets.ArrowBasedBuilder):
         source = self.config.source
         if is_corpus(source):
             return Path(source)
-        if getattr(self, "_staged", None) is None:  # _info may need it before the splits do
-            tag = hashlib.sha256(str(source).encode()).hexdigest()[:16]
-            self._staged = stage_source(source, Path(self._cache_dir_root) / "recllmsim_staged" / tag)
-        return self._staged
+        tag = hashlib.sha256(str(source).encode()).hexdigest()[:16]
+        return stage_source(source, Path(self._cache_dir_root) / "recllmsim_staged" / tag)
 
     def _split_generators(self, dl_manager):
         corpus = self._corpus()

@@ -168,7 +168,8 @@ def test_smaller_push_replaces_the_earlier_one(hub, built_release, tiny_build, t
 
     proc = _cli(hub, tmp_path / "home", tiny_build, "me/shrinking")
     assert proc.returncode == 0, proc.stderr
-    assert "removed 2 file(s) of earlier pushes: conversations/train-00000-of-00002.parquet, " in proc.stdout
+    # the two conversation shards, and the 8 shards of the release's human-study configs the tiny build lacks
+    assert "removed 10 file(s) of earlier pushes: conversations/train-00000-of-00002.parquet, " in proc.stdout
     assert set(hub.files("me/shrinking")) == set(_local_files(tiny_build)) | {".gitattributes"}
 
     expected = _card_sizes(tiny_build)

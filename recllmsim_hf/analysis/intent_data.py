@@ -121,6 +121,7 @@ def resplit(data: IntentSplits, seed: int, by: str = "utterance") -> IntentSplit
     return IntentSplits(splits, data.labels, data.tasks)
 
 
+
 def scores(y_true: np.ndarray, y_pred: np.ndarray, n_labels: int) -> dict:
     """Accuracy and macro-F1 over all ``n_labels`` classes (a class never predicted scores F1 0)."""
     from sklearn.metrics import accuracy_score, f1_score

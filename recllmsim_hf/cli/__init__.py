@@ -76,9 +76,12 @@ def validate(
     else:
         for p in problems:
             typer.echo(str(p))
+        human = (
+            f", {counts['human_conversations']} of real people" if counts.get("human_conversations") else ""
+        )
         typer.echo(
             f"{len(problems)} problem(s) in {counts.get('files', 0)} file(s), "
-            f"{counts.get('conversations', 0)} conversation(s) read",
+            f"{counts.get('conversations', 0)} conversation(s) read{human}",
             err=bool(problems),
         )
     if problems:

@@ -199,7 +199,7 @@ def make_context(
         f"({', '.join(tasks)}), with user-intent labels, hallucination judgements and quality ratings "
         "in typed configs."
     )
-    human = compute_human_stats(folder, summary["configs"])
+    human = compute_human_stats(folder, summary["configs"], summary.get("split_by", "utterance"))
     if human is not None and human.studies:
         people = sum(s.people for s in human.studies)
         talks = sum(s.conversations for s in human.studies)

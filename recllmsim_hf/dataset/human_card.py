@@ -74,9 +74,10 @@ CONFIG_DOCS: dict[str, tuple[str, str, str]] = {
             "`labels` (list of ClassLabel)"
         ),
         (
-            "8:1:1 by the same seeded rule as `intent_utterances`, by the same unit (the build's "
-            "split unit), so classifiers trained on synthetic intents are tested the same way on "
-            "human ones"
+            "8:1:1 by {split_by}, the unit and seeded rule of `intent_utterances` in this build, so "
+            "a classifier trained on synthetic intents is tested on human ones the same way (by "
+            "utterance is the paper's setting; `--split-by conversation` keeps each conversation "
+            "in one split)"
         ),
     ),
     "profile_identification": (
@@ -146,8 +147,11 @@ def _read(folder: Path, table: str, columns: list[str]):
     return pa.concat_tables(parts).to_pylist() if parts else []
 
 
-def compute_human_stats(folder: Path, sizes: dict[str, dict[str, int]]) -> HumanStats | None:
-    """Statistics of the human-study configs of a build (None when it has none)."""
+def compute_human_stats(
+    folder: Path, sizes: dict[str, dict[str, int]], split_by: str = "utterance"
+) -> HumanStats | None:
+    """Statistics of the human-study configs of a build (None when it has none); ``split_by`` is the
+    build's split unit, named in the text of ``human_intent_utterances``."""
     shipped = [name for name in CONFIG_DOCS if sum(sizes.get(name, {}).values())]
     if not shipped:
         return None
@@ -192,7 +196,11 @@ def compute_human_stats(folder: Path, sizes: dict[str, dict[str, int]]) -> Human
         if any(groups.get((g, s)) for s in splits)
     )
     configs = tuple(
-        ConfigDoc(name, " / ".join(f"{n:,}" for n in sizes[name].values()), *CONFIG_DOCS[name])
+        ConfigDoc(
+            name,
+            " / ".join(f"{n:,}" for n in sizes[name].values()),
+            *(text.replace("{split_by}", split_by) for text in CONFIG_DOCS[name]),
+        )
         for name in shipped
     )
     return HumanStats(

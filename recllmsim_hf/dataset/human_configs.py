@@ -1,7 +1,7 @@
 """Rows of the four human-study configs, computed from a staged corpus, and their seeded splits.
 
-The corpus holds ``human_conversations.jsonl`` (one :class:`~recllmsim_hf.schema.HumanConversation`
-a line), ``human_people.jsonl`` (one :class:`~recllmsim_hf.schema.Person` a line) and
+The corpus holds ``human_conversations.jsonl`` (one :class:`~recllmsim_hf.human_schema.HumanConversation`
+a line), ``human_people.jsonl`` (one :class:`~recllmsim_hf.human_schema.Person` a line) and
 ``profile_vocabulary.json`` (attribute -> [[Chinese, English], ...] from the release's
 ``user_profiling/desc_translated.json``); a corpus without them has none of these configs.
 
@@ -28,14 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recllmsim_hf.corpus import (
-    HUMAN_CONVERSATIONS,
-    PEOPLE,
-    PROFILE_VOCABULARY,
-    PROFILES,
-    loads,
-    natural_key,
-)
+from recllmsim_hf.corpus import HUMAN_CONVERSATIONS, PEOPLE, PROFILE_VOCABULARY, PROFILES, natural_key
 from recllmsim_hf.dataset.configs import Splitter, iter_conversations, split_key, split_sizes
 from recllmsim_hf.human_schema import (
     HALLUCINATION_JUDGEMENTS,
@@ -84,17 +77,16 @@ def human_lines(corpus: Path) -> list[dict]:
     if key not in _memo:
         _memo.clear()
         with open(path, encoding="utf-8") as f:
-            _memo[key] = [loads(line) for line in f if line.strip()]
+            _memo[key] = [json.loads(line) for line in f if line.strip()]
     return _memo[key]
 
 
-def remember_human(corpus: Path, lines: list[dict]) -> None:
-    """Hand over the parsed lines of a ``human_conversations.jsonl`` just written (they must
-    equal the file's lines), so the build does not parse them again."""
+def remember_human(corpus: Path, conversations: list[dict]) -> None:
+    """Hand over the parsed lines of ``human_conversations.jsonl`` just written (staging)."""
     path = Path(corpus) / HUMAN_CONVERSATIONS
     stat = path.stat()
     _memo.clear()
-    _memo[(str(path.resolve()), stat.st_size, stat.st_mtime_ns)] = lines
+    _memo[(str(path.resolve()), stat.st_size, stat.st_mtime_ns)] = conversations
 
 
 def _cut(keys: list[int], seed: int, by: str) -> Splitter:
@@ -164,7 +156,10 @@ def _synthetic_people(corpus: Path) -> dict[str, dict]:
 def profile_splitter(corpus: Path, seed: int) -> PersonSplitter:
     """The person-level 8:1:1 cuts of ``profile_identification`` (see the module docstring)."""
     people = _synthetic_people(corpus)
-    groups: dict[str, list[str]] = {SYNTHETIC: [p["person"] for p in people.values()]}
+    # the people with a conversation in the dataset (a corpus may hold unused profiles)
+    groups: dict[str, list[str]] = {
+        SYNTHETIC: [people[c["profile_id"]]["person"] for c in iter_conversations(corpus)]
+    }
     for conv in human_lines(corpus):
         groups.setdefault(conv["study"], []).append(conv["user_id"])
     return PersonSplitter(groups, seed)

@@ -54,6 +54,8 @@ from recllmsim_hf.human_schema import (
 )
 from recllmsim_hf.sources.profiles import Vocabulary, map_profile, read_vocabulary, reporter
 
+# Conversation files of each study in the pinned release archive (commit d680f2f9).
+PINNED_HUMAN_FILES: dict[str, int] = {"real_human_user": 291, "human_exp_V2": 1833}
 _MODELLED = {"chat_model", "history", "task_context", "task_type", "profile", "questionnaire", *STRATEGIES}
 _TURN_MODELLED = {"role", "content", "intent", "hallucination", "satisfaction", "reason"}
 _QUESTIONS = {q.summary: q for q in QUESTIONNAIRE}
@@ -99,33 +101,22 @@ def _turn(raw: Any, i: int, where: str, problems: list[Problem]) -> dict | None:
         if role != "user" or not isinstance(intents, list):
             bad(f"{field}.intent", intents, "expected a list of labels on a user turn")
         else:
-            for label in intents:
-                if label not in HUMAN_INTENTS_ZH:
-                    problems.append(
-                        Problem(
-                            where,
-                            f"{field}.intent",
-                            label,
-                            f"unknown intent, must be one of {list(HUMAN_INTENTS_ZH)}",
-                        )
-                    )
-            turn["intents"] = [HUMAN_INTENTS_ZH.get(label) for label in intents]
+            known = [isinstance(label, str) and label in HUMAN_INTENTS_ZH for label in intents]
+            for label, ok in zip(intents, known, strict=True):
+                if not ok:
+                    bad(f"{field}.intent", label, f"unknown intent, must be one of {list(HUMAN_INTENTS_ZH)}")
+            if all(known):
+                turn["intents"] = [HUMAN_INTENTS_ZH[label] for label in intents]
     for key in ("hallucination", "satisfaction", "reason"):
         if key in raw and role != "assistant":
             bad(f"{field}.{key}", raw[key], "only assistant turns carry this")
     if role == "assistant":
         if "hallucination" in raw:
             judged = raw["hallucination"]
-            if judged not in HALLUCINATION_JUDGEMENTS_ZH:
-                problems.append(
-                    Problem(
-                        where,
-                        f"{field}.hallucination",
-                        judged,
-                        f"must be one of {list(HALLUCINATION_JUDGEMENTS_ZH)}",
-                    )
-                )
-            turn["hallucination"] = HALLUCINATION_JUDGEMENTS_ZH.get(judged)
+            if not isinstance(judged, str) or judged not in HALLUCINATION_JUDGEMENTS_ZH:
+                bad(f"{field}.hallucination", judged, f"must be one of {list(HALLUCINATION_JUDGEMENTS_ZH)}")
+            else:
+                turn["hallucination"] = HALLUCINATION_JUDGEMENTS_ZH[judged]
         if "satisfaction" in raw:
             score = raw["satisfaction"]
             text = str(score) if isinstance(score, (str, int)) and not isinstance(score, bool) else ""

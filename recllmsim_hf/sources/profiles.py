@@ -77,9 +77,10 @@ def map_profile(raw: Any, vocab: Vocabulary, where: str, problems: list[Problem]
     out: dict[str, Any] = {}
     gender = raw.get("gender")
     if gender is not None:
-        if gender not in GENDERS_ZH:
+        if not isinstance(gender, str) or gender not in GENDERS_ZH:
             bad("profile.gender", gender, f"must be one of {list(GENDERS_ZH)}")
-        out["gender"], out["gender_zh"] = gender, GENDERS_ZH.get(gender)
+        else:
+            out["gender"], out["gender_zh"] = gender, GENDERS_ZH[gender]
     age = raw.get("age")
     if age is not None:
         if isinstance(age, bool) or not isinstance(age, int) or not 0 < age < 130:
@@ -87,11 +88,12 @@ def map_profile(raw: Any, vocab: Vocabulary, where: str, problems: list[Problem]
         out["age"] = age
     background = raw.get("background")
     if background is not None:
-        if background not in BACKGROUNDS_ZH:
+        if not isinstance(background, str) or background not in BACKGROUNDS_ZH:
             bad(
                 "profile.background", background, f"unknown background, must be one of {list(BACKGROUNDS_ZH)}"
             )
-        out["background"], out["background_zh"] = BACKGROUNDS_ZH.get(background), background
+        else:
+            out["background"], out["background_zh"] = BACKGROUNDS_ZH[background], background
     for attribute in PROFILE_ATTRIBUTES:
         value = raw.get(attribute)
         single = attribute in SINGLE_VALUE_ATTRIBUTES

@@ -35,8 +35,7 @@ from recllmsim_hf.corpus import (
     write_jsonl,
 )
 from recllmsim_hf.dataset.configs import MEMO_MAX_BYTES, remember
-from recllmsim_hf.dataset.human_configs import remember_human
-from recllmsim_hf.errors import Problem, ValidationFailed
+from recllmsim_hf.errors import InputError, Problem, ValidationFailed
 from recllmsim_hf.schema import RELEASE_IMPORTER, TASKS, Manifest
 
 
@@ -56,39 +55,70 @@ def _release_root(source, progress: bool) -> Path:
 def _human_reader(source, problems: list[Problem]):
     """The reader of the source's human studies and profile vocabulary, or None if it has neither
     (call after :func:`_release_root`, which fetched and verified the source)."""
-    from recllmsim_hf.sources.download import resolve_tree
+    from recllmsim_hf.sources.download import DEFAULT_RELEASE_URL, resolve_tree
     from recllmsim_hf.sources.human import HumanReader, study_folders
     from recllmsim_hf.sources.profiles import VOCABULARY_FILE
 
     tree = resolve_tree(source)
+    if source is None or str(source) == DEFAULT_RELEASE_URL:  # the pinned archive's content is known
+        check_pinned_human(tree)
     if tree is None or not (study_folders(tree) or (tree / VOCABULARY_FILE).is_file()):
         return None
     return HumanReader(tree, problems)
 
 
+def source_vocabulary(source) -> dict[str, list[str]] | None:
+    """The profile vocabulary (attribute -> English names) of a release source, None without one.
+
+    For the builder's features before anything is staged; a bad vocabulary raises
+    :class:`ValidationFailed` as staging would.
+    """
+    from recllmsim_hf.sources.download import resolve_tree
+    from recllmsim_hf.sources.profiles import VOCABULARY_FILE, read_vocabulary
+
+    _release_root(source, progress=False)
+    tree = resolve_tree(source)
+    if tree is None or not (tree / VOCABULARY_FILE).is_file():
+        return None
+    problems: list[Problem] = []
+    vocabulary = read_vocabulary(tree, problems)
+    if problems:
+        raise ValidationFailed(problems)
+    return {name: list(values.values()) for name, values in vocabulary.items()}
+
+
+def check_pinned_human(tree: Path | None) -> None:
+    """The pinned archive must hold both human studies with their known file counts and the vocabulary."""
+    from recllmsim_hf.sources.download import DEFAULT_RELEASE_URL
+    from recllmsim_hf.sources.human import PINNED_HUMAN_FILES, human_files, study_folders
+    from recllmsim_hf.sources.profiles import VOCABULARY_FILE
+
+    found = {study: len(human_files(folder)) for study, folder in study_folders(tree).items()}
+    if found != PINNED_HUMAN_FILES or tree is None or not (tree / VOCABULARY_FILE).is_file():
+        raise InputError(
+            f"{DEFAULT_RELEASE_URL}: expected the human studies {PINNED_HUMAN_FILES} and "
+            f"{VOCABULARY_FILE}, but found {found}; delete the cached download and run again"
+        )
+
+
 def _read_human(human, profiles: dict, problems: list[Problem], progress: bool, out: Path | None = None):
     """Read every human conversation (into ``out/human_conversations.jsonl`` when given) and check
     the synthetic ``profiles`` against the vocabulary; returns the number of conversations."""
+    from recllmsim_hf.dataset.human_configs import remember_human
     from recllmsim_hf.sources.profiles import check_synthetic
 
-    n = size = 0
-    parsed: list[dict] | None = []
+    n, parsed = 0, []
     f = open(out / HUMAN_CONVERSATIONS, "w", encoding="utf-8") if out is not None and human.files else None
     try:
         for conv in track(human.conversations(), len(human.files), "reading human studies", progress):
             if f is not None:
-                data = conv.model_dump(mode="json")
-                line = dumps(data) + "\n"
-                f.write(line)
-                size += len(line)
-                parsed = parsed if parsed is not None and size <= MEMO_MAX_BYTES else None
-                if parsed is not None:
-                    parsed.append(data)
+                parsed.append(conv.model_dump(mode="json"))
+                f.write(dumps(parsed[-1]) + "\n")
             n += 1
     finally:
         if f is not None:
             f.close()
-    if f is not None and parsed is not None and not problems:  # the build starts from these lines
+    if f is not None and not problems:  # the build's passes start from these, not from re-parsing
         remember_human(out, parsed)
     if human.vocabulary is not None:
         for profile in profiles.values():

@@ -154,6 +154,7 @@ def test_card_describes_each_new_config(built_release):
     assert "| Memorization | `memorization` |" in text and "否 = 1, 是 = 0" in text
     assert "| Evaluation | 评估 | 178 | 18 | 16 |" in text
     assert "**Limitations of the human data.**" in text
+    assert "- **Splits:** 8:1:1 by utterance, the unit and seeded rule of `intent_utterances`" in text
     assert "- crowdsourced" in text.split("---")[1]
 
 
@@ -243,6 +244,8 @@ def test_fixture_rows(fixture_builds):
     assert human["occupation"] == [0] and human["other_aspects"] == [1]
     for name in HUMAN_TABLES:
         assert datasets.load_dataset(str(folder), name)
+    card = (Path(fixture_builds["by_conversation"]) / "README.md").read_text(encoding="utf-8")
+    assert "- **Splits:** 8:1:1 by conversation, the unit" in card
 
 
 def test_corpus_vocabulary_is_in_release_order(tmp_path):
@@ -268,3 +271,29 @@ def test_context_is_the_nearest_assistant_turn(tmp_path):
         if r["conversation_id"] == "real_human_user-User_1-preparing_gifts-5"
     }
     assert got == {0: "", 2: "助手的回答0", 3: "助手的回答0", 5: "助手的回答1"}
+
+
+def test_builder_reads_a_release_source_directly(tmp_path):
+    """The builder's features of profile_identification come from the release before anything is staged."""
+    from recllmsim_hf.loading_script.recllmsim import RecLLMSim
+
+    root = make_full_release(tmp_path / "rel", more_v2_users=10)
+    builder = RecLLMSim(config_name="profile_identification", source=str(root), cache_dir=str(tmp_path / "c"))
+    assert builder.info.features["occupation"].feature.names == ["Student", "Engineer", "Others"]
+    builder.download_and_prepare()
+    ds = builder.as_dataset()
+    assert sum(ds[s].num_rows for s in SPLIT3) == 15 + 17
+    assert set(ds["test"]["source"]) == {1}  # 2 synthetic people: all in train (8:1:1 of 2)
+
+
+def test_the_five_configs_are_the_same_with_or_without_the_human_studies(tmp_path):
+    from release_fixture import make_release
+
+    from recllmsim_hf.features import TABLES
+
+    full = Path(build_dataset(make_full_release(tmp_path / "full"), tmp_path / "a", progress=False)["out"])
+    only = Path(build_dataset(make_release(tmp_path / "only"), tmp_path / "b", progress=False)["out"])
+    for table in TABLES:
+        for path in sorted((only / table).glob("*.parquet")):
+            assert pq.read_table(path).equals(pq.read_table(full / table / path.name)), path
+    assert sorted(p.name for p in only.iterdir() if p.is_dir()) == sorted(TABLES)

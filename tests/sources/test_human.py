@@ -220,6 +220,12 @@ BAD = [
     ),
     (R0, _set(["task_type"], "菜谱规划"), r"task_type: differs from its folder '旅行规划'"),
     (V0, _set(["chat_model"], 4), r"chat_model: must be a string"),
+    # values of the wrong type are problems too, not crashes
+    (R0, _set(["history", 2, "intent"], [["规划"]]), r"history\[2\]\.intent: unknown.*got \['规划'\]$"),
+    (V0, _set(["history", 3, "hallucination"], {"否": 1}), r"history\[3\]\.hallucination: must be one of"),
+    (V0, _set(["profile", "gender"], ["Male"]), r"profile\.gender: must be one of"),
+    (V0, _set(["profile", "background"], {"a": 1}), r"profile\.background: unknown background"),
+    (V0, _set(["task_context"], None), r"scenario_zh: Input should be a valid string"),
 ]
 
 
@@ -271,7 +277,7 @@ def test_validate_lists_every_problem_of_both_studies(tmp_path):
         "human_exp_V2/User_0/旅行规划/0.json: profile.personality: not a value of personality in "
         "user_profiling/desc_translated.json, but got '暴躁'",
     ]
-    assert "4 problem(s) in 23 file(s), 15 conversation(s) read" in result.stderr
+    assert "4 problem(s) in 23 file(s), 15 conversation(s) read, 5 of real people" in result.stderr
 
 
 def test_fixture_maps_every_field(tmp_path):
@@ -356,3 +362,27 @@ def test_url_source_brings_the_human_studies_with_one_download(tmp_path, monkeyp
     ]
     (extracted,) = (tmp_path / "cache" / "extracted").iterdir()
     assert "real_human_user" not in {p.name for p in extracted.iterdir()}  # the release entry is as before
+
+
+def test_staged_corpus_validates_and_reports_a_bad_human_line(tmp_path):
+    staged = stage_source(make_full_release(tmp_path / "rel"), tmp_path / "staged", progress=False)
+    problems, counts = validate_source(staged)
+    assert problems == [] and counts["human_conversations"] == 7
+    path = staged / "human_conversations.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    bad = json.loads(lines[2])
+    bad["study"] = "human_exp_V3"
+    path.write_text(
+        "\n".join([*lines[:2], json.dumps(bad, ensure_ascii=False), *lines[3:]]) + "\n", encoding="utf-8"
+    )
+    problems, _ = validate_source(staged)
+    assert [(p.file, p.field, p.value) for p in problems] == [(f"{path}:3", "study", "human_exp_V3")]
+
+
+def test_pinned_archive_content_check(release_dir, tmp_path):
+    from recllmsim_hf.errors import InputError
+    from recllmsim_hf.sources.staging import check_pinned_human
+
+    check_pinned_human(release_dir)  # the real release has exactly the pinned counts
+    with pytest.raises(InputError, match=r"expected the human studies .*'human_exp_V2': 1833.*but found "):
+        check_pinned_human(make_full_release(tmp_path / "rel"))
