@@ -100,11 +100,11 @@ def test_one_pass_gives_the_builders_bytes_and_infos(tmp_path, monkeypatch, spli
 
 
 def test_release_build_equals_the_builder(built_release, release_dir, tmp_path):
-    """The shipped shards of the real release are the builder's files, byte for byte."""
+    """The shipped shards of the real release (synthetic and human configs) are the builder's bytes."""
     from recllmsim_hf.sources.staging import stage_source
 
     staged = stage_source(release_dir, tmp_path / "staged", progress=False)
-    for table in ("conversations", "intent_utterances"):
+    for table in ("conversations", "intent_utterances", "human_intent_utterances", "profile_identification"):
         _, files = builder_output(staged, table, tmp_path / "slow")
         for split, shas in files.items():
             assert len(shas) == 1
