@@ -1,9 +1,16 @@
-"""Build speed and memory: the full release, a cold `load_dataset`, and synthetic corpora.
+"""Build speed and memory: the full release against a floor, cold `load_dataset`, synthetic corpora.
 
-Prints measured figures and the ratios to the targets:
-- `recllmsim build` of the full release (1,856 conversations): wall <= 5 s, peak RSS <= 600 MB;
-- cold `datasets.load_dataset("recllmsim", "intent")` (fresh datasets cache): <= 2 s;
-- synthetic corpora of growing size: peak RSS must not grow with the corpus (streamed).
+Prints measured figures and the ratios to the targets, in one run:
+- `recllmsim build` of the full release (all configs: LLM_agent_user, both human studies, the
+  profile vocabulary; CLI start-up included): wall <= 5 s, peak RSS <= 600 MB;
+- the floor: a process that only parses the same JSON files (with the build's parser,
+  pydantic's) and writes plain parquet with pyarrow (one table a data folder: file, task,
+  scenario and the turns' role / content / content_zh), start-up included; the build must
+  stay <= 3 x the floor;
+- cold `datasets.load_dataset("recllmsim", NAME)` (fresh datasets cache, interpreter start
+  included) for `human_conversations` and `intent`: <= 2 s;
+- synthetic corpora of growing size: the 100k build <= 20 s; peak RSS must not grow with the
+  corpus (streamed).
 
     python benchmarks/bench_build.py [--release ../shared/data/recllmsim-release] [--sizes 10000,50000,100000]
 """
@@ -28,8 +35,9 @@ import resource, subprocess, sys, time, json
 t = time.perf_counter()
 rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
 wall = time.perf_counter() - t
-rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-print(json.dumps({"rc": rc, "wall": wall, "rss_mb": rss_mb}))
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+cpu = usage.ru_utime + usage.ru_stime
+print(json.dumps({"rc": rc, "wall": wall, "cpu": cpu, "rss_mb": usage.ru_maxrss / 1024}))
 """
 
 
@@ -102,7 +110,46 @@ def synthetic_corpus(path: Path, n: int) -> int:
     return (path / "conversations.jsonl").stat().st_size
 
 
+DATA_FOLDERS = ("LLM_agent_user", "real_human_user", "human_exp_V2")
+
+
+def floor_probe(release: Path, out: Path) -> int:
+    """Parse every JSON file of the release's data folders and write them as plain parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from pydantic_core import from_json
+
+    out.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for folder in DATA_FOLDERS:
+        rows = []
+        for path in sorted((release / folder).rglob("*.json")):
+            data = from_json(path.read_bytes(), cache_strings="keys")
+            rows.append(
+                {
+                    "file": path.relative_to(release).as_posix(),
+                    "task": data.get("task") or data.get("task_type"),
+                    "scenario": data.get("task_context"),
+                    "turns": [
+                        {
+                            "role": t.get("role"),
+                            "content": t.get("content"),
+                            "content_zh": t.get("content_zh"),
+                        }
+                        for t in data["history"]
+                    ],
+                }
+            )
+        n += len(rows)
+        pq.write_table(pa.Table.from_pylist(rows), out / f"{folder}.parquet")
+    from_json((release / "user_profiling/desc_translated.json").read_bytes())
+    return n
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--floor-probe"]:
+        floor_probe(Path(sys.argv[2]), Path(sys.argv[3]))
+        return
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -119,22 +166,38 @@ def main() -> None:
     ]
     wall = statistics.median(b["wall"] for b in builds)
     rss = max(b["rss_mb"] for b in builds)
+    floors = [
+        measure([sys.executable, __file__, "--floor-probe", args.release, str(work / "floor")], work, env)
+        for _ in range(args.repeat)
+    ]
+    floor = statistics.median(f["wall"] for f in floors)
+    # CPU seconds (user + system) move less with other load on the machine than wall time
+    build_cpu = statistics.median(b["cpu"] for b in builds)
+    floor_cpu = statistics.median(f["cpu"] for f in floors)
     print(
-        f"full-release build (CLI start-up included), median of {args.repeat}: {wall:.2f} s "
+        f"full-release build, all configs (CLI start-up included), median of {args.repeat}: {wall:.2f} s "
         f"(target 5 s, ratio {wall / 5:.2f}); peak RSS {rss:.0f} MB (target 600 MB, ratio {rss / 600:.2f})"
     )
-
-    loads = []
-    for i in range(args.repeat):
-        code = "import datasets; datasets.load_dataset('recllmsim', 'intent')"
-        loads.append(
-            measure([sys.executable, "-c", code], work, {**env, "HF_DATASETS_CACHE": str(work / f"cold{i}")})
-        )
-    load = statistics.median(x["wall"] for x in loads)
     print(
-        f"cold load_dataset('recllmsim', 'intent') (interpreter start included), median of {args.repeat}: "
-        f"{load:.2f} s (target 2 s, ratio {load / 2:.2f})"
+        f"floor (parse the same JSON files, write plain parquet; start-up included), median of "
+        f"{args.repeat}: {floor:.2f} s; build / floor = {wall / floor:.2f} (target 3)"
     )
+    print(
+        f"CPU (user + system): build {build_cpu:.2f} s, floor {floor_cpu:.2f} s, "
+        f"build / floor = {build_cpu / floor_cpu:.2f}"
+    )
+
+    for name in ("human_conversations", "intent"):
+        loads = []
+        for i in range(args.repeat):
+            code = f"import datasets; datasets.load_dataset('recllmsim', {name!r})"
+            cache = str(work / f"cold-{name}-{i}")
+            loads.append(measure([sys.executable, "-c", code], work, {**env, "HF_DATASETS_CACHE": cache}))
+        load = statistics.median(x["wall"] for x in loads)
+        print(
+            f"cold load_dataset('recllmsim', {name!r}) (interpreter start included), median of "
+            f"{args.repeat}: {load:.2f} s (target 2 s, ratio {load / 2:.2f})"
+        )
 
     first = None
     for n in (int(s) for s in args.sizes.split(",")):
@@ -142,9 +205,11 @@ def main() -> None:
         size = synthetic_corpus(corpus, n)
         r = measure([RECLLMSIM, "build", "--source", str(corpus), "--out", f"syn{n}-out", "-q"], work, env)
         first = first or r["rss_mb"]
+        target = f" (target 20 s, ratio {r['wall'] / 20:.2f})" if n == 100_000 else ""
         print(
-            f"synthetic corpus {n:>7,} conversations ({size / 1e6:,.0f} MB jsonl): build {r['wall']:.1f} s, "
-            f"peak RSS {r['rss_mb']:.0f} MB (x{r['rss_mb'] / first:.2f} of the smallest)"
+            f"synthetic corpus {n:>7,} conversations ({size / 1e6:,.0f} MB jsonl): build {r['wall']:.1f} s"
+            f"{target} (CPU {r['cpu']:.1f} s), peak RSS {r['rss_mb']:.0f} MB "
+            f"(x{r['rss_mb'] / first:.2f} of the smallest)"
         )
     print(f"work folder: {work}")
 

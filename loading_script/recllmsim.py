@@ -40,6 +40,11 @@ from recllmsim_hf.schema import CITATION, HOMEPAGE, LICENSE, TASKS
 from recllmsim_hf.sources.staging import is_corpus, source_vocabulary, stage_source
 
 _BATCH = 1000
+# Every DatasetBuilder.__init__ "extends this module for streaming": it swaps the module's
+# open / os.path / pathlib.Path for remote-file versions and imports pandas' and scipy's readers
+# to patch them (0.1 s a build). This builder reads local files only; datasets skips a module
+# that says it is patched already.
+_patched_for_streaming = True
 
 _DESCRIPTIONS = {
     "conversations": "Whole conversations: turns with annotations, profile and scenario texts, ratings.",

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import from_json
 
 from recllmsim_hf.errors import InputError, Problem, ValidationFailed
 from recllmsim_hf.human_schema import HumanConversation, Person
@@ -61,6 +62,15 @@ def dumps(record: BaseModel | dict) -> str:
     """Canonical one-line JSON of a record (stable key order, UTF-8, no NaN)."""
     data = record.model_dump(mode="json", exclude_defaults=False) if isinstance(record, BaseModel) else record
     return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def loads(data: bytes | str):
+    """``json.loads`` at two to three times the speed (pydantic's parser, which gives equal
+    objects); a line it refuses goes to ``json.loads``, so errors are json's own."""
+    try:
+        return from_json(data, cache_strings="keys")
+    except ValueError:
+        return json.loads(data)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -151,6 +161,13 @@ def read_jsonl(path: str | os.PathLike, model: type[M], problems: list[Problem] 
     with f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
+                continue
+            try:  # pydantic's own parser, about twice as fast as json.loads + model_validate
+                record = model.model_validate_json(line)
+            except ValidationError:
+                record = None  # the way below names the problem
+            if record is not None:
+                yield record
                 continue
             where = f"{path}:{lineno}"
             try:

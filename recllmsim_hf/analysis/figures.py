@@ -171,3 +171,57 @@ def write_figures(stats: dict, out: str | os.PathLike, width: str = DEFAULT_WIDT
             finally:
                 plt.close(fig)
     return written
+
+
+COMPARISON_FIGURE = "synthetic_vs_human"
+
+
+def _comparison_figure(plt, comparison: dict, width: str = DEFAULT_WIDTH):
+    """Three panels, stacked: the four shared ratings per group, turn lengths per group, and the
+    ratings per assistant model of the second study."""
+    import numpy as np
+
+    groups, metrics = comparison["groups"], comparison["metrics"]
+    models = comparison["assistant_models"]["models"]
+    panels = [
+        ("Questionnaire ratings: synthetic vs human users", "mean rating", metrics,
+         {g: [groups[g]["ratings"][m] for m in metrics] for g in groups}),
+        ("Length of a turn", "mean characters", ["user utterance", "assistant reply"],
+         {g: [groups[g]["user_utterance_chars"], groups[g]["assistant_reply_chars"]] for g in groups}),
+    ]  # fmt: skip
+    if models:
+        panels.append((
+            f"{comparison['assistant_models']['study']}: ratings per assistant model", "mean rating", metrics,
+            {m: [models[m]["ratings"][k] for k in metrics] for m in models},
+        ))  # fmt: skip
+    fig, axes = plt.subplots(len(panels), 1, figsize=(check_width(width), 2.1 * len(panels)), squeeze=False)
+    for ax, (title, ylabel, ticks, series) in zip(axes[:, 0], panels, strict=True):
+        bar = 0.8 / max(1, len(series))
+        x = np.arange(len(ticks))
+        for i, (name, values) in enumerate(series.items()):
+            heights = [0 if v is None else v for v in values]
+            ax.bar(x + (i - (len(series) - 1) / 2) * bar, heights, bar, label=name,
+                   color=TASK_COLOURS[i % len(TASK_COLOURS)])  # fmt: skip
+        ax.set_xticks(x, [t.replace("_", " ") for t in ticks])
+        ax.set_ylabel(ylabel)
+        top = max([v for values in series.values() for v in values if v is not None] + [1])
+        ax.set_ylim(0, top * 1.15)
+        ax.legend(ncol=2 if width == "column" else 4, loc="upper left", bbox_to_anchor=(0, -0.18))
+        ax.set_title(title, loc="left")
+    fig.tight_layout()
+    return fig
+
+
+def write_comparison_figure(
+    comparison: dict, out: str | os.PathLike, width: str = DEFAULT_WIDTH
+) -> list[Path]:
+    """Write ``synthetic_vs_human.{png,pdf,svg}`` (from ``human_stats.compare_studies``) into ``out``."""
+    check_width(width)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with figure_context() as plt:
+        fig = _comparison_figure(plt, comparison, width)
+        try:
+            return _save(fig, out / COMPARISON_FIGURE)
+        finally:
+            plt.close(fig)

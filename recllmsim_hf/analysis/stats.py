@@ -80,13 +80,15 @@ def read_table(path: str | os.PathLike, table: str, split: str = "train", column
 
 
 def class_names(path: str | os.PathLike, table: str, column: str, split: str = "train") -> list[str]:
-    """The ClassLabel names of ``column``, read from the ``datasets`` metadata the parquet file carries."""
+    """The ClassLabel names of ``column`` (or of its items, for a list of ClassLabel), read from the
+    ``datasets`` metadata the parquet file carries."""
     import pyarrow.parquet as pq
 
     first = shard_paths(path, table, split)[0]
     meta = (pq.read_schema(first).metadata or {}).get(b"huggingface")
     try:
-        return list(json.loads(meta)["info"]["features"][column]["names"])
+        spec = json.loads(meta)["info"]["features"][column]
+        return list((spec if "names" in spec else spec["feature"])["names"])
     except (TypeError, KeyError, ValueError):
         raise InputError(
             f"{first}: no ClassLabel names for column {column!r} in its metadata; "

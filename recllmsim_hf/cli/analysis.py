@@ -42,14 +42,14 @@ def stats(
     ),
     top: int = typer.Option(15, "--top", min=1, help="Preference phrases per task in the figure and JSON."),
 ) -> None:
-    """Print the paper's Tables 1-3 and the hallucination count of a build; --plots draws Figures 5 and 6."""
-    from recllmsim_hf.analysis.stats import render_text, run_stats
+    """Print the paper's Tables 1-3, hallucinations and synthetic vs human users; --plots draws figures."""
+    from recllmsim_hf.analysis.human_stats import render_all_text, run_all_stats
 
-    result = run_stats(folder, plots=plots, top_phrases=top, width=width.value)
+    result = run_all_stats(folder, plots=plots, top_phrases=top, width=width.value)
     if json_out:
         typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
     else:
-        typer.echo(render_text(result), nl=False)
+        typer.echo(render_all_text(result), nl=False)
         for path in result.get("figures") or []:
             typer.echo(f"wrote {path}")
 
@@ -127,3 +127,27 @@ def intent(
             f"{sum(r['failed'] for r in failed)} LLM request(s) failed "
             f"(first: {failed[0]['first_error']}); they count as wrong answers above: rerun to ask again"
         )
+
+
+@baseline_app.command("profile")
+def profile(
+    folder: Path = typer.Argument(
+        ..., help="A folder written by `recllmsim build` (with the human studies)."
+    ),
+    settings: str = typer.Option(
+        "synthetic->synthetic,synthetic->human,human->human,synthetic+human->human",
+        "--settings",
+        help="Comma-separated training->test settings.",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the logistic regressions."),
+    json_out: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+) -> None:
+    """Profile identification per attribute (TF-IDF + one-vs-rest logistic regression), four settings."""
+    from recllmsim_hf.analysis.profile_baselines import render_profile_baselines, run_profile_baselines
+
+    names = [s.strip() for s in settings.split(",") if s.strip()]
+    report = run_profile_baselines(folder, names, seed=seed)
+    if json_out:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        typer.echo(render_profile_baselines(report), nl=False)

@@ -1,4 +1,5 @@
-"""``recllmsim build``: run the builder for every config and ship parquet shards plus a card.
+"""``recllmsim build``: stage the source, write every config's parquet shards in one pass
+(``recllmsim_hf.dataset.shards``, the builder's bytes) and the card.
 
 Layout of the output folder (what ``load_dataset`` and ``push-to-hub`` read)::
 
@@ -9,8 +10,6 @@ Layout of the output folder (what ``load_dataset`` and ``push-to-hub`` read)::
       intent_utterances/{train,validation,test}-00000-of-00001.parquet
       hallucinations/train-00000-of-00001.parquet
       quality_scores/train-00000-of-00001.parquet
-      human_conversations/, human_profiles/,     the human-study configs, when the source
-      human_intent_utterances/, profile_identification/   holds the human studies
 
 The build is atomic: everything is written into a hidden sibling folder, which
 replaces OUT only when all of it succeeded. On any failure OUT is left exactly
@@ -24,8 +23,8 @@ Example:
 
 from __future__ import annotations
 
+import gc
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -34,29 +33,6 @@ from recllmsim_hf.dataset.card_settings import CardSettings
 from recllmsim_hf.dataset.configs import DEFAULT_SEED
 from recllmsim_hf.errors import InputError
 from recllmsim_hf.features import SPLITS, TABLES
-
-_SHARD = re.compile(
-    r"-(?P<split>train|validation|test)(?:-\d{5}-(?P<shard>\d{5})-of-(?P<total>\d{5}))?\.parquet$"
-)
-
-
-def _collect_shards(prepared: Path, dest: Path) -> None:
-    """Move the builder's parquet files to ``dest/<split>-SSSSS-of-NNNNN.parquet``.
-
-    Files without rows are left behind: ``datasets`` cannot read an empty parquet
-    shard, so an empty split is left out of the build (and of its card).
-    """
-    import pyarrow.parquet as pq
-
-    by_split: dict[str, list[Path]] = {}
-    for path in sorted(prepared.glob("*.parquet")):
-        match = _SHARD.search(path.name)
-        if match and pq.read_metadata(path).num_rows:
-            by_split.setdefault(match["split"], []).append(path)
-    dest.mkdir(parents=True)
-    for split, paths in by_split.items():
-        for i, path in enumerate(paths):
-            os.replace(path, dest / f"{split}-{i:05d}-of-{len(paths):05d}.parquet")
 
 
 def build_dataset(
@@ -76,8 +52,8 @@ def build_dataset(
 
     from recllmsim_hf.dataset.card import write_card
     from recllmsim_hf.dataset.human_configs import human_tables
-    from recllmsim_hf.loading_script.recllmsim import RecLLMSim
-    from recllmsim_hf.sources.staging import stage_source, track
+    from recllmsim_hf.dataset.shards import write_configs
+    from recllmsim_hf.sources.staging import stage_source
 
     out = Path(out).resolve()
     if out.exists() and not out.is_dir():
@@ -85,39 +61,39 @@ def build_dataset(
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
     datasets.disable_progress_bars()
+    collecting = gc.isenabled()
     try:
+        # A build holds the parsed corpus (millions of small dicts, no reference cycles) while
+        # it writes; the cycle collector would walk all of it again and again for nothing.
+        gc.disable()
         staged = stage_source(source, work / "_staged", progress=progress)
-        infos: dict[str, datasets.DatasetInfo] = {}
+        infos, provenance = write_configs(
+            staged,
+            work,
+            [*TABLES, *human_tables(staged)],
+            seed=seed,
+            split_by=split_by,
+            cache_dir=work / "_cache",
+            progress=progress,
+        )
         summary = {"out": str(out), "source": _describe_source(source), "seed": seed, "split_by": split_by}
         summary["configs"] = {}
-        tables = [*TABLES, *human_tables(staged)]
-        for table in track(
-            tables, len(tables), "building configs", progress, describe=lambda t: f"building {t}"
-        ):
-            builder = RecLLMSim(
-                config_name=table,
-                source=str(staged),
-                seed=seed,
-                split_by=split_by,
-                cache_dir=str(work / "_cache"),
-            )
-            prepared = work / "_prepared" / table
-            builder.download_and_prepare(output_dir=str(prepared), file_format="parquet")
-            _collect_shards(prepared, work / table)
-            info = builder.info
-            for split in [s for s in SPLITS[table] if info.splits[s].num_examples == 0]:
+        for table, info in infos.items():
+            for split in [s for s, split_info in info.splits.items() if split_info.num_examples == 0]:
                 del info.splits[split]  # not shipped, so not announced either
-            infos[table] = info
             summary["configs"][table] = {
                 s: info.splits[s].num_examples for s in SPLITS[table] if s in info.splits
             }
-        write_card(work, staged, infos, summary, card)
+        write_card(work, staged, infos, summary, card, provenance)
         for scratch in ("_staged", "_cache", "_prepared"):
             shutil.rmtree(work / scratch, ignore_errors=True)
         _swap_into_place(work, out)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    finally:
+        if collecting:
+            gc.enable()
     return summary
 
 

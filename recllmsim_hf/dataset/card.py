@@ -186,13 +186,19 @@ def render_card(card_data: DatasetCardData, context: CardContext, template: str 
 
 
 def make_context(
-    folder: Path, corpus: Path, infos: dict, summary: dict, settings: CardSettings | None = None
+    folder: Path,
+    corpus: Path,
+    infos: dict,
+    summary: dict,
+    settings: CardSettings | None = None,
+    provenance: Provenance | None = None,
 ) -> CardContext:
-    """The template's variables for a build folder, computed from its files and its corpus."""
+    """The template's variables for a build folder, computed from its files and its corpus
+    (``provenance``: already tallied by the build, else read from the corpus)."""
     label_names = list(infos["intent_utterances"].features["label"].names)
     task_names = list(infos["conversations"].features["task"].names)
     stats = compute_stats(folder, task_names, label_names, SPLITS["intent_utterances"])
-    provenance = read_provenance(corpus)
+    provenance = provenance or read_provenance(corpus)
     card = resolve(settings or CardSettings(), provenance.kind, provenance.corpus_name)
     shipped = {table: [s for s, n in splits.items() if n] for table, splits in summary["configs"].items()}
     rows = []
@@ -253,13 +259,18 @@ def set_download_sizes(folder: Path, infos: dict) -> None:
 
 
 def write_card(
-    folder: Path, corpus: Path, infos: dict, summary: dict, settings: CardSettings | None = None
+    folder: Path,
+    corpus: Path,
+    infos: dict,
+    summary: dict,
+    settings: CardSettings | None = None,
+    provenance: Provenance | None = None,
 ) -> Path:
     """Render ``folder/README.md`` from the build's files, its corpus, the builder infos and the summary."""
     from recllmsim_hf.corpus import atomic_write_text
 
     set_download_sizes(folder, infos)
-    context = make_context(Path(folder), Path(corpus), infos, summary, settings)
+    context = make_context(Path(folder), Path(corpus), infos, summary, settings, provenance)
     resolved = resolve(settings or CardSettings(), context.provenance.kind, context.provenance.corpus_name)
     card_data = make_card_data(infos, context.stats, context.provenance, summary["configs"], resolved)
     card = render_card(card_data, context)

@@ -272,66 +272,87 @@ def _annotation_facts(annotation, models: Counter, versions: Counter) -> None:
             _annotation_facts(item, models, versions)
 
 
-def read_provenance(corpus: str | os.PathLike) -> Provenance:
-    """How the corpus at ``corpus`` was made, from its manifest and its conversations' metadata."""
-    from recllmsim_hf.corpus import MANIFEST
-    from recllmsim_hf.dataset.configs import conversation_lines, included
-    from recllmsim_hf.schema import RELEASE_IMPORTER, Manifest
+class ProvenanceTally:
+    """Counts what :class:`Provenance` reports, one conversation line at a time, so a build can
+    tally while it writes (one pass over the corpus instead of two)."""
 
-    corpus = Path(corpus)
-    manifest = Manifest()
-    if (corpus / MANIFEST).is_file():
-        manifest = Manifest.model_validate_json((corpus / MANIFEST).read_bytes())
-    sims, assists, prompts, ann_models, ann_versions = Counter(), Counter(), Counter(), Counter(), Counter()
-    dates: list[str] = []
-    prompt_tokens = completion_tokens = generated = passed = annotated = 0
-    cost, has_cost = 0.0, False
-    for conv in conversation_lines(corpus):
-        generated += 1
+    def __init__(self) -> None:
+        self.sims, self.assists, self.prompts = Counter(), Counter(), Counter()
+        self.ann_models, self.ann_versions = Counter(), Counter()
+        self.first_date = self.last_date = ""
+        self.prompt_tokens = self.completion_tokens = self.generated = self.passed = self.annotated = 0
+        self.cost, self.has_cost = 0.0, False
+
+    def add(self, conv: dict, included: bool) -> None:
+        """Count one line of ``conversations.jsonl``; ``included``: it passed the generation filters."""
+        self.generated += 1
         gen = conv.get("generation") or {}
         # what was spent counts every generated conversation, kept or filtered out
         usage = gen.get("usage") or {}
-        prompt_tokens += usage.get("prompt_tokens") or 0
-        completion_tokens += usage.get("completion_tokens") or 0
+        self.prompt_tokens += usage.get("prompt_tokens") or 0
+        self.completion_tokens += usage.get("completion_tokens") or 0
         if gen.get("cost_usd") is not None:
-            cost, has_cost = cost + gen["cost_usd"], True
+            self.cost, self.has_cost = self.cost + gen["cost_usd"], True
         if gen.get("started_at"):
-            dates.append(str(gen["started_at"])[:10])
-        if not included(conv):
-            continue
-        passed += 1
+            date = str(gen["started_at"])[:10]
+            self.first_date = min(self.first_date, date) if self.first_date else date
+            self.last_date = max(self.last_date, date)
+        if not included:
+            return
+        self.passed += 1
         if gen:
-            sims[gen.get("simulator_model")] += 1
-            assists[gen.get("assistant_model")] += 1
-            prompts[gen.get("prompt_version")] += 1
+            self.sims[gen.get("simulator_model")] += 1
+            self.assists[gen.get("assistant_model")] += 1
+            self.prompts[gen.get("prompt_version")] += 1
         annotation = (conv.get("extra") or {}).get("annotation")
         if annotation:
-            annotated += 1
+            self.annotated += 1
             models, versions = Counter(), Counter()
             _annotation_facts(annotation, models, versions)
-            ann_models.update(set(models))  # a conversation counts once per model, not per annotator
-            ann_versions.update(set(versions))
-    settings = tuple(_flatten(manifest.generation))
-    if sims or settings:
-        kind = "generated"
-    elif manifest.created_by == RELEASE_IMPORTER:
-        kind = "release"
-    else:
-        kind = "unknown"
-    dates.sort()
-    return Provenance(
-        kind=kind,
-        corpus_name=scrub(manifest.name),
-        generated=generated,
-        passed_filters=passed,
-        simulator_models=_counted(sims),
-        assistant_models=_counted(assists),
-        prompt_versions=_counted(prompts),
-        dates="" if not dates else dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}",
-        tokens=f"{prompt_tokens:,} prompt + {completion_tokens:,} completion tokens" if sims else "",
-        cost_usd=f"{cost:.2f}" if has_cost else "",
-        annotated_by_llm=annotated,
-        annotator_models=_counted(ann_models),
-        annotation_prompt_versions=_counted(ann_versions),
-        settings=settings,
-    )
+            self.ann_models.update(set(models))  # a conversation counts once per model, not per annotator
+            self.ann_versions.update(set(versions))
+
+    def result(self, corpus: str | os.PathLike) -> Provenance:
+        """The provenance of ``corpus`` (its manifest) with the conversations counted so far."""
+        from recllmsim_hf.corpus import MANIFEST
+        from recllmsim_hf.schema import RELEASE_IMPORTER, Manifest
+
+        manifest = Manifest()
+        if (Path(corpus) / MANIFEST).is_file():
+            manifest = Manifest.model_validate_json((Path(corpus) / MANIFEST).read_bytes())
+        settings = tuple(_flatten(manifest.generation))
+        if self.sims or settings:
+            kind = "generated"
+        elif manifest.created_by == RELEASE_IMPORTER:
+            kind = "release"
+        else:
+            kind = "unknown"
+        first, last = self.first_date, self.last_date
+        return Provenance(
+            kind=kind,
+            corpus_name=scrub(manifest.name),
+            generated=self.generated,
+            passed_filters=self.passed,
+            simulator_models=_counted(self.sims),
+            assistant_models=_counted(self.assists),
+            prompt_versions=_counted(self.prompts),
+            dates="" if not first else first if first == last else f"{first} to {last}",
+            tokens=f"{self.prompt_tokens:,} prompt + {self.completion_tokens:,} completion tokens"
+            if self.sims
+            else "",
+            cost_usd=f"{self.cost:.2f}" if self.has_cost else "",
+            annotated_by_llm=self.annotated,
+            annotator_models=_counted(self.ann_models),
+            annotation_prompt_versions=_counted(self.ann_versions),
+            settings=settings,
+        )
+
+
+def read_provenance(corpus: str | os.PathLike) -> Provenance:
+    """How the corpus at ``corpus`` was made, from its manifest and its conversations' metadata."""
+    from recllmsim_hf.dataset.configs import conversation_lines, included
+
+    tally = ProvenanceTally()
+    for conv in conversation_lines(Path(corpus)):
+        tally.add(conv, included(conv))
+    return tally.result(corpus)

@@ -1,9 +1,10 @@
 """Rows of the five configs, computed from a corpus folder, and the seeded splits.
 
-The builder (``loading_script/recllmsim.py``) calls :func:`iter_rows`; nothing
-else decides what a row holds. Conversations are streamed from
-``conversations.jsonl`` as plain dicts (the corpus was validated when it was
-read or staged), so memory does not grow with the corpus.
+The builder (``loading_script/recllmsim.py``) calls :func:`iter_rows`, one table at a
+time; ``recllmsim build`` (``recllmsim_hf.dataset.shards``) calls :func:`conversation_rows`
+for every table in one pass over the corpus. Nothing else decides what a row holds.
+Conversations are streamed from ``conversations.jsonl`` as plain dicts (the corpus was
+validated when it was read or staged), so memory does not grow with the corpus.
 
 Split contract (``intent_utterances``): every labelled user utterance gets the
 64-bit key ``blake2b("<seed>\\0<utterance_id>", digest_size=8)`` (big-endian);
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recllmsim_hf.corpus import CONVERSATIONS, PROFILES, SCENARIOS, natural_key
+from recllmsim_hf.corpus import CONVERSATIONS, PROFILES, SCENARIOS, loads, natural_key
 from recllmsim_hf.schema import INTENT_LABELS, PROFILE_FIELDS, RATING_METRICS, passed_filters
 
 DEFAULT_SEED = 42
@@ -91,10 +92,10 @@ def remember(corpus: Path, conversations: list[dict]) -> None:
 
 
 def _stream(path: Path) -> Iterator[dict]:
-    with open(path, encoding="utf-8") as f:
+    with open(path, "rb") as f:
         for line in f:
             if line.strip():
-                yield json.loads(line)
+                yield loads(line)
 
 
 def included(conv: dict) -> bool:
@@ -122,6 +123,12 @@ def make_splitter(corpus: Path, seed: int = DEFAULT_SEED, by: str = "utterance")
             keys.extend(split_key(seed, u) for u in ids)
         elif ids:
             keys.append(split_key(seed, conv["conversation_id"]))
+    return splitter_from_keys(keys, seed, by)
+
+
+def splitter_from_keys(keys: array, seed: int, by: str) -> Splitter:
+    """The splitter whose cut points put the sorted ``keys`` (one per utterance, or one per
+    conversation with labelled utterances) 8:1:1 into train, validation and test."""
     arr = np.sort(np.frombuffer(keys, dtype=np.uint64))
     n_train, n_val, _ = split_sizes(len(arr))
     top = 1 << 64
@@ -161,18 +168,101 @@ def _ratings(conv: dict) -> dict:
 
 
 def _utterances(conv: dict, role: str, task_ids: dict[str, int]) -> Iterator[tuple[int, dict, str]]:
-    turns = conv["turns"]
+    turns, ids, cid = conv["turns"], _ids(conv, task_ids), conv["conversation_id"]
     for i, turn in enumerate(turns):
         if turn["role"] == role:
             row = {
-                "utterance_id": f"{conv['conversation_id']}-{i}",
-                **_ids(conv, task_ids),
+                "utterance_id": f"{cid}-{i}",
+                **ids,
                 "turn_index": i,
                 "text": turn["content"],
                 "text_zh": turn.get("content_zh"),
                 "context": turns[i - 1]["content"] if i else "",
             }
             yield i, row, turn
+
+
+# Tables whose rows come one conversation at a time (in corpus order); a build writes them
+# all in one pass over the corpus (recllmsim_hf.dataset.shards).
+CONVERSATION_TABLES: tuple[str, ...] = (
+    "conversations",
+    "intent_utterances",
+    "hallucinations",
+    "quality_scores",
+)
+
+
+class RowContext:
+    """What the rows of a conversation need besides the conversation: ClassLabel ids and, for
+    the ``conversations`` table, the corpus's profiles and scenarios (read on first use)."""
+
+    def __init__(self, corpus: Path, task_names: list[str]):
+        self.corpus = corpus
+        self.task_ids = {name: i for i, name in enumerate(task_names)}
+        self.label_ids = {name: i for i, name in enumerate(INTENT_LABELS)}
+        self._lookups: tuple[dict, dict] | None = None
+
+    def lookups(self) -> tuple[dict[str, dict], dict[str, dict]]:
+        if self._lookups is None:
+            self._lookups = (
+                _lookup(self.corpus, SCENARIOS, "scenario_id"),
+                _lookup(self.corpus, PROFILES, "profile_id"),
+            )
+        return self._lookups
+
+
+def conversation_rows(table: str, conv: dict, ctx: RowContext) -> Iterator[dict]:
+    """The rows of ``table`` (one of :data:`CONVERSATION_TABLES`) that one included conversation
+    gives, in turn order; intent rows of every split (see :class:`Splitter`)."""
+    task_ids = ctx.task_ids
+    if table == "intent_utterances":
+        for _, row, turn in _utterances(conv, "user", task_ids):
+            if turn.get("intent") is not None:
+                row["label"] = ctx.label_ids[turn["intent"]]
+                yield row
+    elif table == "hallucinations":
+        for _, row, turn in _utterances(conv, "assistant", task_ids):
+            if turn.get("hallucination") is not None:
+                row["hallucination"] = turn["hallucination"]
+                row["reason"] = turn.get("reason")
+                yield row
+    elif table == "quality_scores":
+        if conv.get("ratings") is not None:
+            yield {**_ids(conv, task_ids), "num_turns": len(conv["turns"]), **_ratings(conv)}
+    elif table == "conversations":
+        scenarios, profiles = ctx.lookups()
+        scenario, profile = scenarios[conv["scenario_id"]], profiles[conv["profile_id"]]
+        verdict = (conv.get("extra") or {}).get("filter")
+        yield {
+            **_ids(conv, task_ids),
+            "round": conv.get("round", 1),
+            "profile": profile["text"],
+            "profile_zh": conv.get("profile_zh") or profile.get("text_zh"),
+            "scenario": scenario["text"],
+            "scenario_zh": conv.get("scenario_zh") or scenario.get("text_zh"),
+            "turns": [
+                {
+                    "role": t.get("role"),
+                    "content": t.get("content"),
+                    "content_zh": t.get("content_zh"),
+                    "intent": t.get("intent"),
+                    "hallucination": t.get("hallucination"),
+                    "reason": t.get("reason"),
+                }
+                for t in conv["turns"]
+            ],
+            "num_turns": len(conv["turns"]),
+            "preference_summary": conv.get("preference_summary") or [],
+            "conflict": conv.get("conflict"),
+            "ratings": _ratings(conv),
+            "end_reason": conv.get("end_reason"),
+            "filter_passed": None if verdict is None else verdict.get("passed"),
+            "generation": _json(conv.get("generation")),
+            "extra": _json(conv.get("extra")),
+            "source_file": conv.get("source_file"),
+        }
+    else:
+        raise ValueError(f"unknown table {table!r}")
 
 
 def iter_rows(
@@ -183,70 +273,24 @@ def iter_rows(
     splitter: Splitter | None = None,
 ) -> Iterator[dict]:
     """Rows of ``table`` (a config name without alias) for ``split``, ClassLabels as ids."""
-    task_ids = {name: i for i, name in enumerate(task_names)}
     if table == "profiles":
-        yield from _profile_rows(corpus)
+        yield from profile_rows(corpus)
         return
-    scenarios = _lookup(corpus, SCENARIOS, "scenario_id") if table == "conversations" else {}
-    profiles = _lookup(corpus, PROFILES, "profile_id") if table == "conversations" else {}
-    label_ids = {name: i for i, name in enumerate(INTENT_LABELS)}
+    if table not in CONVERSATION_TABLES:
+        raise ValueError(f"unknown table {table!r}")
+    ctx = RowContext(corpus, task_names)
     for conv in iter_conversations(corpus):
-        if table == "intent_utterances":
-            for _, row, turn in _utterances(conv, "user", task_ids):
-                if turn.get("intent") is None:
-                    continue
-                if (
-                    splitter is not None
-                    and splitter.split_of(conv["conversation_id"], row["utterance_id"]) != split
-                ):
-                    continue
-                row["label"] = label_ids[turn["intent"]]
+        for row in conversation_rows(table, conv, ctx):
+            if splitter is None or splitter.split_of(conv["conversation_id"], row["utterance_id"]) == split:
                 yield row
-        elif table == "hallucinations":
-            for _, row, turn in _utterances(conv, "assistant", task_ids):
-                if turn.get("hallucination") is None:
-                    continue
-                row["hallucination"] = turn["hallucination"]
-                row["reason"] = turn.get("reason")
-                yield row
-        elif table == "quality_scores":
-            if conv.get("ratings") is None:
-                continue
-            yield {**_ids(conv, task_ids), "num_turns": len(conv["turns"]), **_ratings(conv)}
-        elif table == "conversations":
-            scenario, profile = scenarios[conv["scenario_id"]], profiles[conv["profile_id"]]
-            verdict = (conv.get("extra") or {}).get("filter")
-            yield {
-                **_ids(conv, task_ids),
-                "round": conv.get("round", 1),
-                "profile": profile["text"],
-                "profile_zh": conv.get("profile_zh") or profile.get("text_zh"),
-                "scenario": scenario["text"],
-                "scenario_zh": conv.get("scenario_zh") or scenario.get("text_zh"),
-                "turns": [
-                    {
-                        k: t.get(k)
-                        for k in ("role", "content", "content_zh", "intent", "hallucination", "reason")
-                    }
-                    for t in conv["turns"]
-                ],
-                "num_turns": len(conv["turns"]),
-                "preference_summary": conv.get("preference_summary") or [],
-                "conflict": conv.get("conflict"),
-                "ratings": _ratings(conv),
-                "end_reason": conv.get("end_reason"),
-                "filter_passed": None if verdict is None else verdict.get("passed"),
-                "generation": _json(conv.get("generation")),
-                "extra": _json(conv.get("extra")),
-                "source_file": conv.get("source_file"),
-            }
-        else:
-            raise ValueError(f"unknown table {table!r}")
 
 
-def _profile_rows(corpus: Path) -> Iterator[dict]:
+def profile_rows(corpus: Path, uses: Counter | None = None) -> Iterator[dict]:
+    """Rows of ``profiles``; ``uses`` (profile id -> included conversations) is counted from the
+    corpus unless given."""
     profiles = _lookup(corpus, PROFILES, "profile_id")
-    uses = Counter(c["profile_id"] for c in iter_conversations(corpus))
+    if uses is None:
+        uses = Counter(c["profile_id"] for c in iter_conversations(corpus))
     first_with_text: dict[str, str] = {}
     for pid in sorted(profiles, key=natural_key):
         first_with_text.setdefault(profiles[pid]["text"], pid)

@@ -40,7 +40,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from recllmsim_hf.corpus import natural_key
+from recllmsim_hf.corpus import loads, natural_key
 from recllmsim_hf.errors import Problem, ValidationFailed
 from recllmsim_hf.human_schema import (
     HALLUCINATION_JUDGEMENTS_ZH,
@@ -213,7 +213,7 @@ def parse_human_file(
     appended to ``problems`` and None returned if there is any."""
     before, bad = len(problems), reporter(problems, rel)
     try:
-        data = json.loads(path.read_bytes())
+        data = loads(path.read_bytes())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         near = e.doc[max(0, e.pos - 40) : e.pos] if isinstance(e, json.JSONDecodeError) else path.name
         bad("", near, f"not valid UTF-8 JSON ({e})"[:120])

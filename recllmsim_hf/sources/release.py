@@ -39,7 +39,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from recllmsim_hf.corpus import natural_key
+from recllmsim_hf.corpus import loads, natural_key
 from recllmsim_hf.errors import Problem, ValidationFailed
 from recllmsim_hf.schema import (
     INTENT_LABELS,
@@ -201,7 +201,7 @@ def parse_file(path: Path, rel: str, problems: list[Problem]) -> ParsedFile | No
     """Map one release file; problems are appended to ``problems`` and None returned if any."""
     before = len(problems)
     try:
-        data = json.loads(path.read_bytes())
+        data = loads(path.read_bytes())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         if isinstance(e, json.JSONDecodeError):  # show where, and the text just before the break
             message, near = (

@@ -134,7 +134,8 @@ def test_cli_stats_json_and_plots(built_release, tmp_path):
     assert data["hallucinations"]["count"] == 39
     assert data["table2"]["rows"][0]["task"] == "travel planning"
     assert all(len(v) == 5 for v in data["preference_phrases"].values())
-    stems = (figures.PHRASE_FIGURE, figures.SCORE_FIGURE)
+    # the release build has the human studies, so the comparison figure comes too
+    stems = (figures.PHRASE_FIGURE, figures.SCORE_FIGURE, figures.COMPARISON_FIGURE)
     assert sorted(Path(p).name for p in data["figures"]) == sorted(
         f"{stem}.{ext}" for stem in stems for ext in ("pdf", "png", "svg")
     )
