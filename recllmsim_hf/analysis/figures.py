@@ -174,6 +174,8 @@ def write_figures(stats: dict, out: str | os.PathLike, width: str = DEFAULT_WIDT
 
 
 COMPARISON_FIGURE = "synthetic_vs_human"
+# short tick labels of the four ratings both kinds of users have (the full names overlap at 7 pt)
+_SHORT_METRICS = {"memorization": "memory", "detail_level": "detail", "practical_usefulness": "usefulness"}
 
 
 def _comparison_figure(plt, comparison: dict, width: str = DEFAULT_WIDTH):
@@ -202,11 +204,16 @@ def _comparison_figure(plt, comparison: dict, width: str = DEFAULT_WIDTH):
             heights = [0 if v is None else v for v in values]
             ax.bar(x + (i - (len(series) - 1) / 2) * bar, heights, bar, label=name,
                    color=TASK_COLOURS[i % len(TASK_COLOURS)])  # fmt: skip
-        ax.set_xticks(x, [t.replace("_", " ") for t in ticks])
+        ax.set_xticks(x, [_SHORT_METRICS.get(t, t).replace("_", " ") for t in ticks])
         ax.set_ylabel(ylabel)
         top = max([v for values in series.values() for v in values if v is not None] + [1])
         ax.set_ylim(0, top * 1.15)
-        ax.legend(ncol=2 if width == "column" else 4, loc="upper left", bbox_to_anchor=(0, -0.18))
+        longest = max(len(name) for name in series)
+        if width == "page":
+            ncol = len(series) if longest * len(series) < 100 else 2
+        else:
+            ncol = 1 if longest > 16 else 2
+        ax.legend(ncol=ncol, loc="upper left", bbox_to_anchor=(0, -0.18))
         ax.set_title(title, loc="left")
     fig.tight_layout()
     return fig

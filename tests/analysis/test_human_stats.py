@@ -85,8 +85,9 @@ def test_cli_text_json_and_the_figure(built_release, tmp_path):
     data = json.loads(result.stdout)
     assert data["synthetic_vs_human"]["groups"]["human_exp_V2"]["conversations"] == 1833
     assert data["table2"]["rows"]  # the paper's tables are still there
-    figure = plots / COMPARISON_FIGURE
+    figure = plots / f"{COMPARISON_FIGURE}.png"
     assert str(figure) in data["figures"] and figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {str(plots / f"{COMPARISON_FIGURE}.{ext}") for ext in ("pdf", "svg")} <= set(data["figures"])
     first = figure.read_bytes()
     run_all_stats(built_release, plots=plots)
     assert figure.read_bytes() == first  # same numbers, same bytes
@@ -102,5 +103,5 @@ def test_a_build_without_humans_has_no_comparison(tmp_path):
     assert compare_studies(tmp_path / "built") is None
     result = run_all_stats(tmp_path / "built", plots=tmp_path / "plots")
     assert "synthetic_vs_human" not in result
-    assert not (tmp_path / "plots" / COMPARISON_FIGURE).exists()
+    assert not (tmp_path / "plots" / f"{COMPARISON_FIGURE}.png").exists()
     assert "Synthetic vs human" not in render_all_text(result)
