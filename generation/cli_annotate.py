@@ -33,8 +33,8 @@ def annotate(
     ),
     sample: int = typer.Option(50, "--sample", min=1, help="(--evaluate) Conversations to sample."),
     seed: int = typer.Option(0, "--seed", help="(--evaluate) Seed of the sample."),
-    out: Path = typer.Option(
-        Path("recllmsim-eval"), "--out", help="(--evaluate) Folder for the sample, its cache and report.json."
+    out: str = typer.Option(
+        "recllmsim-eval", "--out", help="(--evaluate) Folder for the sample, its cache and report.json."
     ),
     base_url: str = o.BASE_URL,
     api_key: str = o.API_KEY,

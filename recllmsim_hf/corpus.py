@@ -31,7 +31,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from recllmsim_hf.errors import InputError, Problem, ValidationFailed
+from recllmsim_hf.errors import InputError, Problem, ValidationFailed, naming
 from recllmsim_hf.schema import Conversation, Manifest, Profile, Scenario
 
 M = TypeVar("M", bound=BaseModel)
@@ -64,7 +64,7 @@ def atomic_write_lines(path: str | os.PathLike, chunks: Iterable[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with naming(path), os.fdopen(fd, "w", encoding="utf-8") as f:
             for chunk in chunks:
                 f.write(chunk)
             f.flush()
@@ -84,10 +84,11 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[BaseModel | dict]) ->
 def append_jsonl(path: str | os.PathLike, record: BaseModel | dict) -> None:
     """Append one record as one whole line, flushed to disk before returning."""
     line = (dumps(record) + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
     try:
-        os.write(fd, line)
-        os.fsync(fd)
+        with naming(path):
+            os.write(fd, line)
+            os.fsync(fd)
     finally:
         os.close(fd)
 

@@ -31,7 +31,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from recllmsim_hf.errors import InputError
+from recllmsim_hf.errors import InputError, StorageError
 
 MARKER = ".recllmsim-output.json"
 KINDS: dict[str, str] = {
@@ -75,7 +75,7 @@ def write_marker(folder: str | os.PathLike, kind: str, files: Iterable[str] = ()
 
 
 def files_under(folder: Path) -> list[str]:
-    """Every file below ``folder`` as a relative POSIX path, the marker left out (for :func:`write_marker`)."""
+    """Every file below ``folder`` as a relative POSIX path, the marker left out (see write_marker)."""
     return sorted(
         p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != MARKER
     )
@@ -118,9 +118,19 @@ def _resolve(out: str | os.PathLike, flag: str, sources: Iterable) -> tuple[Path
     return path, resolved
 
 
-def claim_output(
-    out: str | os.PathLike, kind: str, *, flag: str = "--out", sources: Iterable = ()
-) -> Path:
+def _check_writable(path: Path, resolved: Path, flag: str) -> None:
+    """A folder to be created needs a writable nearest existing parent (else one line, not a traceback)."""
+    parent = next((p for p in resolved.parents if p.exists()), Path("/"))
+    if not parent.is_dir():
+        raise InputError(f"{flag} {path}: {parent} is a file, not a folder; pass another path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise StorageError(
+            f"{flag} {path}: cannot create it, {parent} is not writable (permission denied or a "
+            "read-only filesystem); pass a writable folder"
+        )
+
+
+def claim_output(out: str | os.PathLike, kind: str, *, flag: str = "--out", sources: Iterable = ()) -> Path:
     """Check that a ``kind`` output may be written at ``out`` (rule in the module docstring).
 
     Returns the resolved folder; raises :class:`InputError` naming ``out`` and what is in it.
@@ -131,6 +141,7 @@ def claim_output(
     """
     path, resolved = _resolve(out, flag, sources)
     if not resolved.exists():
+        _check_writable(path, resolved, flag)
         return resolved
     if not resolved.is_dir():
         raise InputError(f"{flag} {path}: exists and is not a folder; pass a new or empty folder")
@@ -169,6 +180,7 @@ def claim_corpus(out: str | os.PathLike, *, flag: str = "--out") -> tuple[Path, 
     """
     path, resolved = _resolve(out, flag, ())
     if not resolved.exists():
+        _check_writable(path, resolved, flag)
         return path, False
     if not resolved.is_dir():
         raise InputError(f"{flag} {path}: is a file, not a folder; pass a corpus folder")

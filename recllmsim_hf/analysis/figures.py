@@ -23,7 +23,6 @@ import tempfile
 from pathlib import Path
 
 from recllmsim_hf.corpus import FILE_MODE
-from recllmsim_hf.errors import InputError
 
 SCORE_FIGURE = "score_distribution.png"
 PHRASE_FIGURE = "preference_phrases.png"
@@ -89,9 +88,10 @@ def write_figures(stats: dict, out: str | os.PathLike) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--plots {out}: exists and is not a folder; pass a folder path")
+    from recllmsim_hf.safety import claim_output, write_marker
+
+    shown = Path(out)
+    out = claim_output(out, "figures", flag="--plots")
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, draw, data in (
@@ -103,5 +103,6 @@ def write_figures(stats: dict, out: str | os.PathLike) -> list[Path]:
             _save(fig, out / name)
         finally:
             plt.close(fig)
-        written.append(out / name)
+        written.append(shown / name)
+    write_marker(out, "figures", [p.name for p in written])
     return written

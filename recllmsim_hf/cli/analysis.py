@@ -22,7 +22,7 @@ baseline_app = typer.Typer(help="Baselines on a built dataset.", no_args_is_help
 def stats(
     folder: Path = typer.Argument(..., help="A folder written by `recllmsim build`."),
     json_out: bool = typer.Option(False, "--json", help="Print every number as JSON."),
-    plots: Path = typer.Option(None, "--plots", help="Also write the figures (PNG) into this folder."),
+    plots: str = typer.Option(None, "--plots", help="Also write the figures (PNG) into this folder."),
     top: int = typer.Option(15, "--top", min=1, help="Preference phrases per task in the figure and JSON."),
 ) -> None:
     """Print the paper's Tables 1-3 and the hallucination count of a built dataset; --plots draws Fig. 5/6."""

@@ -29,8 +29,8 @@ import tempfile
 from pathlib import Path
 
 from recllmsim_hf.dataset.configs import DEFAULT_SEED
-from recllmsim_hf.errors import InputError
 from recllmsim_hf.features import SPLITS, TABLES
+from recllmsim_hf.safety import DIR_MODE, claim_output, files_under, write_marker
 
 _SHARD = re.compile(
     r"-(?P<split>train|validation|test)(?:-\d{5}-(?P<shard>\d{5})-of-(?P<total>\d{5}))?\.parquet$"
@@ -50,7 +50,8 @@ def _collect_shards(prepared: Path, dest: Path) -> None:
         match = _SHARD.search(path.name)
         if match and pq.read_metadata(path).num_rows:
             by_split.setdefault(match["split"], []).append(path)
-    dest.mkdir(parents=True)
+    if by_split:  # a config without rows gets no folder at all
+        dest.mkdir(parents=True)
     for split, paths in by_split.items():
         for i, path in enumerate(paths):
             os.replace(path, dest / f"{split}-{i:05d}-of-{len(paths):05d}.parquet")
@@ -71,11 +72,11 @@ def build_dataset(
     from recllmsim_hf.loading_script.recllmsim import RecLLMSim
     from recllmsim_hf.sources.staging import stage_source, track
 
-    out = Path(out).resolve()
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: exists and is not a folder; pass a folder path")
+    sources = [source] if source is not None and not is_url(source) else []
+    out = claim_output(out, "build", sources=sources)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    os.chmod(work, DIR_MODE)  # mkdtemp's 0700 would become the build's mode
     datasets.disable_progress_bars()
     try:
         staged = stage_source(source, work / "_staged", progress=progress)
@@ -105,6 +106,9 @@ def build_dataset(
         write_card(work, staged, infos, summary)
         for scratch in ("_staged", "_cache", "_prepared"):
             shutil.rmtree(work / scratch, ignore_errors=True)
+        origin = str(Path(source).resolve()) if sources else summary["source"]
+        write_marker(work, "build", files_under(work), source=origin)
+        claim_output(out, "build", sources=sources)  # again: the folder may have changed meanwhile
         _swap_into_place(work, out)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -118,13 +122,17 @@ def _swap_into_place(work: Path, out: Path) -> None:
         os.replace(work, out)
         return
     old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-    os.replace(out, old / out.name)
+    os.replace(out, old / out.name)  # only a folder `claim_output` accepted: empty or an earlier build
     try:
         os.replace(work, out)
     except BaseException:
         os.replace(old / out.name, out)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def is_url(source) -> bool:
+    return "://" in os.fspath(source)
 
 
 def _describe_source(source) -> str:
