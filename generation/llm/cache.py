@@ -43,7 +43,8 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from recllmsim_hf.errors import InputError
+from recllmsim_hf.errors import InputError, naming
+from recllmsim_hf.safety import claim_cache_file
 
 KEY_VERSION = 1
 CACHE_FILE = Path(".cache") / "llm.sqlite"
@@ -89,16 +90,20 @@ class ResponseCache:
     """A SQLite file of successful responses (see the module docstring)."""
 
     def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
+        self.path = Path(claim_cache_file(path))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
+            with naming(self.path):  # disk full, permission denied: the CLI boundary names the file
+                self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+                self._migrate()
         except sqlite3.DatabaseError as e:
+            if isinstance(e, sqlite3.OperationalError):
+                raise
             raise InputError(
-                f"{self.path}: not a usable response cache ({e}); delete the file or pass --no-cache"
+                f"{self.path}: not a usable response cache ({e}); nothing was changed: "
+                "pass --no-cache (or move the file away)"
             ) from None
 
     @classmethod
@@ -129,11 +134,12 @@ class ResponseCache:
 
     def get(self, key: str) -> CachedResponse | None:
         """The stored response for ``key``, or None."""
-        row = self._conn.execute(
-            "SELECT text, finish_reason, prompt_tokens, completion_tokens, cost_usd"
-            " FROM responses WHERE key = ?",
-            (key,),
-        ).fetchone()
+        with naming(self.path):
+            row = self._conn.execute(
+                "SELECT text, finish_reason, prompt_tokens, completion_tokens, cost_usd"
+                " FROM responses WHERE key = ?",
+                (key,),
+            ).fetchone()
         return CachedResponse(*row) if row else None
 
     def put(
@@ -150,20 +156,19 @@ class ResponseCache:
     ) -> None:
         """Store one response in its own transaction; the first answer stored for a key wins."""
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        self._conn.execute(
-            "INSERT OR IGNORE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                key,
-                model,
-                prompt_version,
-                text,
-                finish_reason,
-                prompt_tokens,
-                completion_tokens,
-                cost_usd,
-                stamp,
-            ),
+        row = (
+            key,
+            model,
+            prompt_version,
+            text,
+            finish_reason,
+            prompt_tokens,
+            completion_tokens,
+            cost_usd,
+            stamp,
         )
+        with naming(self.path):
+            self._conn.execute("INSERT OR IGNORE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
 
     def __len__(self) -> int:
         return self._conn.execute("SELECT count(*) FROM responses").fetchone()[0]
