@@ -39,6 +39,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 RECLLMSIM = str(Path(sys.executable).with_name("recllmsim"))
 NOBODY = 65534
 SECRET = "SECRETpw42"
+# What `generate` must keep of a corpus it appends to (it may add scenarios and rewrite the manifest).
+KEPT = ("corpus/conversations.jsonl", "corpus/profiles.jsonl")
 
 
 @dataclass
@@ -722,7 +724,7 @@ def cases() -> list[Case]:
                 "-q",
             ],
             copy_corpus,
-            protect=("corpus",),
+            protect=KEPT,
             contains=("connection refused", "simulator"),
         ),
         Case(
@@ -740,7 +742,7 @@ def cases() -> list[Case]:
         ),
         Case("build --seed abc", B + ["--seed", "abc"], contains=("abc",)),
         Case(
-            "baseline: key-like value in --api-key echo",
+            "generate: key in the --base-url query",
             [
                 "generate",
                 "conversations",
@@ -753,7 +755,7 @@ def cases() -> list[Case]:
                 "-q",
             ],
             copy_corpus,
-            protect=("corpus",),
+            protect=KEPT,
         ),
         # §6 small paths
         Case(

@@ -109,7 +109,7 @@ def annotate_corpus(
             log(estimate.line())
             estimate.check_budget(runner.budget_usd)
             if estimate.requests > estimate.cached:
-                loop.run(runner.check())
+                loop.run(runner.check(("annotator",)))
             counts = {w: {"requests": 0, "annotated": 0, "errors": 0, "cached": 0} for w in whats}
             with _progress_bar(progress, estimate.requests) as bar:
                 tracker = _Tracker(runner, counts, bar)

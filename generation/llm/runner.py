@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 
 from pydantic import BaseModel, ValidationError
 
@@ -160,22 +161,25 @@ class LLMRunner:
         result.latency = time.perf_counter() - started
         return result
 
-    async def check(self) -> None:
-        """Raise :class:`ServiceError` if an endpoint is unreachable or refuses its key."""
+    async def check(self, roles: Sequence[str] | None = None) -> None:
+        """Raise :class:`ServiceError` if the endpoint of one of ``roles`` (default: all) is
+        unreachable or refuses its key; the message names the roles that use that endpoint."""
         check = getattr(self.transport, "check", None)
         if check is None:
             return
-        seen = set()
-        for role, ep in sorted(self.endpoints.items()):
-            if (ep.base_url, ep.api_key) in seen:
-                continue
-            seen.add((ep.base_url, ep.api_key))
+        users: dict[tuple, list[str]] = {}
+        for role in roles or sorted(self.endpoints):
+            ep = self.endpoints[role]
+            users.setdefault((ep.base_url, ep.api_key), []).append(role)
+        for names in users.values():
+            ep = self.endpoints[names[0]]
             try:
                 await check(ep)
             except TransportFailure as e:
                 where = ep.base_url or "the OpenAI API"
+                label = f"{' and '.join(names)} role{'s' if len(names) > 1 else ''}"
                 raise ServiceError(
-                    f"{where} ({role} role): {self._redact(str(e))}; check --base-url and --api-key"
+                    f"{where} ({label}): {self._redact(str(e))}; check --base-url and --api-key"
                 ) from None
 
     async def close(self) -> None:

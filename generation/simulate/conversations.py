@@ -340,7 +340,7 @@ def generate_conversations(
 
             async def main() -> None:
                 try:
-                    await runner.check()
+                    await runner.check(("simulator", "assistant"))
                     started = time.perf_counter()
                     with RunProgress("conversations", n, n - to_make, runner, progress) as show:
                         await _run(runner, todo, to_make, settings, path, show, outcome)

@@ -285,7 +285,7 @@ def generate_profiles(
 
             async def main() -> dict:
                 try:
-                    await runner.check()
+                    await runner.check(("profile",))
                     with RunProgress("profiles", n, existing, runner, progress) as show:
                         return await _generate(runner, profiles, n, opts, show)
                 finally:

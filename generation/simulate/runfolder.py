@@ -95,9 +95,9 @@ def _paid_for(corpus: Path, created: set[str]) -> bool:
 def _undo(corpus: Path, existed: bool, before: set[str]) -> None:
     if not corpus.is_dir():
         return
-    created = _entries(corpus) - before
-    if not created or _paid_for(corpus, created):
+    if _paid_for(corpus, _entries(corpus) - before):
         return
+    created = _entries(corpus) - before  # again: opening the cache may have added its -wal/-shm files
     for rel in sorted(created, key=lambda r: r.count("/"), reverse=True):  # files before their folders
         path = corpus / rel
         with suppress(OSError):
