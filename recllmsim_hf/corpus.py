@@ -132,7 +132,9 @@ def read_jsonl(path: str | os.PathLike, model: type[M], problems: list[Problem] 
     """Stream ``model`` records from a JSON Lines file.
 
     With ``problems`` given, bad lines are recorded there and skipped; without it
-    the first bad line raises :class:`ValidationFailed`.
+    the first bad line raises :class:`ValidationFailed`. Records are checked strictly: ``"2"``
+    is not an integer and ``"false"`` not a boolean, so what passes here is what ``build``
+    can write (the same check serves ``validate`` and ``build``).
     """
     path = Path(path)
     try:
@@ -150,12 +152,16 @@ def read_jsonl(path: str | os.PathLike, model: type[M], problems: list[Problem] 
                 problem = Problem(
                     where, "", line[:60].rstrip("\n"), f"not valid JSON ({e.msg} at column {e.colno})"
                 )
+            except RecursionError:
+                problem = Problem(where, "", line[:40], "nested too deeply to be a record")
             else:
                 try:
-                    yield model.model_validate(data)
+                    yield model.model_validate(data, strict=True)
                     continue
                 except ValidationError as e:
                     problem = Problem(where, *_describe(e))
+                except RecursionError:
+                    problem = Problem(where, "", line[:40], "nested too deeply to be a record")
             if problems is None:
                 raise ValidationFailed([problem])
             problems.append(problem)
@@ -203,7 +209,7 @@ class Corpus:
         if not path.is_file():
             return Manifest()
         try:
-            return Manifest.model_validate_json(path.read_bytes())
+            return Manifest.model_validate_json(path.read_bytes(), strict=True)
         except ValidationError as e:
             self._problem(Problem(str(path), *_describe(e)))
             return Manifest()
@@ -217,6 +223,8 @@ class Corpus:
         """Stream the conversations, checking that their profile and scenario exist."""
         seen: set[str] = set()
         path = self.path / CONVERSATIONS
+        if not path.stat().st_size:
+            self._problem(Problem(str(path), "", "an empty file", "holds no conversations"))
         for conv in read_jsonl(path, Conversation, self.problems):
             where = f"{path} ({conv.conversation_id})"
             if conv.conversation_id in seen:

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from recllmsim_hf.corpus import (
     write_jsonl,
 )
 from recllmsim_hf.dataset.configs import MEMO_MAX_BYTES, remember
-from recllmsim_hf.errors import Problem, ValidationFailed
+from recllmsim_hf.errors import InputError, Problem, ValidationFailed
 from recllmsim_hf.schema import RELEASE_IMPORTER, TASKS, Manifest
 
 
@@ -38,6 +39,13 @@ def is_corpus(source: str | os.PathLike | None) -> bool:
 
 
 def _release_root(source, progress: bool) -> Path:
+    from recllmsim_hf.safety import is_corpus_folder
+
+    if source is not None and Path(source).is_dir() and is_corpus_folder(Path(source)):
+        raise InputError(
+            f"{source}: a corpus folder without {CONVERSATIONS} (nothing to build or check yet); "
+            f"generate them first: `recllmsim generate conversations -n 100 --out {shlex.quote(str(source))}`"
+        )
     from recllmsim_hf.sources.download import DEFAULT_RELEASE_URL, RELEASE_FILE_COUNT, resolve_release
 
     # Only the pinned archive has a known content; a user's own copy, fork or subset may differ.
