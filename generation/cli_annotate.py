@@ -62,7 +62,7 @@ def annotate(
         if corpus is not None:
             raise typer.BadParameter("--corpus is not used with --evaluate (use --source and --out)")
         result = evaluate_annotators(
-            source, out, make_runner, sample=sample, seed=seed, what=what or DEFAULT_WHAT,
+            source, out, make_runner, sample=sample, seed=seed, what=DEFAULT_WHAT if what is None else what,
             progress=not quiet, log=log,
         )  # fmt: skip
         text = format_report(result)
@@ -72,7 +72,7 @@ def annotate(
         if corpus is None:
             raise typer.BadParameter("--corpus is required (or pass --evaluate)")
         result = annotate_corpus(
-            corpus, what or "intent,hallucination,quality,summary,translation", make_runner,
+            corpus, "intent,hallucination,quality,summary,translation" if what is None else what, make_runner,
             overwrite=overwrite, progress=not quiet, log=log,
         )  # fmt: skip
         text = format_summary(result)
