@@ -44,7 +44,6 @@ def parse_seeds(text: str | None) -> list[int]:
         return []
     seeds: list[int] = []
     bad = InputError(f"--split-seeds: expected numbers like 0-4 or 0,1,2, but got {text!r}")
-    )
     try:
         for part in text.split(","):
             low, sep, high = part.strip().partition("-")
