@@ -299,6 +299,10 @@ def run_stats(
     path: str | os.PathLike, plots: str | os.PathLike | None = None, top_phrases: int = DEFAULT_TOP_PHRASES
 ) -> dict:
     """:func:`compute_stats`, plus the figures written into ``plots`` (listed under ``"figures"``)."""
+    if plots is not None:  # refuse a folder the figures may not go to before the work, not after
+        from recllmsim_hf.safety import claim_output
+
+        claim_output(plots, "figures", flag="--plots")
     result = compute_stats(path, top_phrases)
     if plots is not None:
         from recllmsim_hf.analysis.figures import write_figures

@@ -29,6 +29,7 @@ import tempfile
 from pathlib import Path
 
 from recllmsim_hf.dataset.configs import DEFAULT_SEED
+from recllmsim_hf.errors import naming
 from recllmsim_hf.features import SPLITS, TABLES
 from recllmsim_hf.safety import DIR_MODE, claim_output, files_under, write_marker
 
@@ -65,54 +66,64 @@ def build_dataset(
     split_by: str = "utterance",
     progress: bool = True,
 ) -> dict:
-    """Build all five configs of ``source`` into ``out``; returns a summary with split sizes."""
+    """Build all five configs of ``source`` into ``out``; returns a summary with split sizes.
+
+    ``out`` must be missing, empty, or an earlier build (see :mod:`recllmsim_hf.safety`); it is
+    replaced only when the whole build succeeded.
+    """
+    sources = [source] if source is not None and not is_url(source) else []
+    out = claim_output(out, "build", sources=sources)  # before the heavy imports: a refusal is quick
+    import datasets
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    os.chmod(work, DIR_MODE)  # mkdtemp's 0700 would become the build's mode
+    datasets.disable_progress_bars()
+    try:
+        with naming(out):  # a disk-full error deep in pyarrow names no file: it was writing OUT
+            summary = _build(source, out, work, seed, split_by, progress, sources)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return summary
+
+
+def _build(source, out: Path, work: Path, seed: int, split_by: str, progress: bool, sources: list) -> dict:
     import datasets
 
     from recllmsim_hf.dataset.card import write_card
     from recllmsim_hf.loading_script.recllmsim import RecLLMSim
     from recllmsim_hf.sources.staging import stage_source, track
 
-    sources = [source] if source is not None and not is_url(source) else []
-    out = claim_output(out, "build", sources=sources)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
-    os.chmod(work, DIR_MODE)  # mkdtemp's 0700 would become the build's mode
-    datasets.disable_progress_bars()
-    try:
-        staged = stage_source(source, work / "_staged", progress=progress)
-        infos: dict[str, datasets.DatasetInfo] = {}
-        summary = {"out": str(out), "source": _describe_source(source), "seed": seed, "split_by": split_by}
-        summary["configs"] = {}
-        for table in track(
-            TABLES, len(TABLES), "building configs", progress, describe=lambda t: f"building {t}"
-        ):
-            builder = RecLLMSim(
-                config_name=table,
-                source=str(staged),
-                seed=seed,
-                split_by=split_by,
-                cache_dir=str(work / "_cache"),
-            )
-            prepared = work / "_prepared" / table
-            builder.download_and_prepare(output_dir=str(prepared), file_format="parquet")
-            _collect_shards(prepared, work / table)
-            info = builder.info
-            for split in [s for s in SPLITS[table] if info.splits[s].num_examples == 0]:
-                del info.splits[split]  # not shipped, so not announced either
-            infos[table] = info
-            summary["configs"][table] = {
-                s: info.splits[s].num_examples for s in SPLITS[table] if s in info.splits
-            }
-        write_card(work, staged, infos, summary)
-        for scratch in ("_staged", "_cache", "_prepared"):
-            shutil.rmtree(work / scratch, ignore_errors=True)
-        origin = str(Path(source).resolve()) if sources else summary["source"]
-        write_marker(work, "build", files_under(work), source=origin)
-        claim_output(out, "build", sources=sources)  # again: the folder may have changed meanwhile
-        _swap_into_place(work, out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+    staged = stage_source(source, work / "_staged", progress=progress)
+    infos: dict[str, datasets.DatasetInfo] = {}
+    summary = {"out": str(out), "source": _describe_source(source), "seed": seed, "split_by": split_by}
+    summary["configs"] = {}
+    for table in track(TABLES, len(TABLES), "building configs", progress, describe=lambda t: f"building {t}"):
+        builder = RecLLMSim(
+            config_name=table,
+            source=str(staged),
+            seed=seed,
+            split_by=split_by,
+            cache_dir=str(work / "_cache"),
+        )
+        prepared = work / "_prepared" / table
+        builder.download_and_prepare(output_dir=str(prepared), file_format="parquet")
+        _collect_shards(prepared, work / table)
+        info = builder.info
+        for split in [s for s in SPLITS[table] if info.splits[s].num_examples == 0]:
+            del info.splits[split]  # not shipped, so not announced either
+        infos[table] = info
+        summary["configs"][table] = {
+            s: info.splits[s].num_examples for s in SPLITS[table] if s in info.splits
+        }
+    write_card(work, staged, infos, summary)
+    for scratch in ("_staged", "_cache", "_prepared"):
+        shutil.rmtree(work / scratch, ignore_errors=True)
+    origin = str(Path(source).resolve()) if sources else summary["source"]
+    write_marker(work, "build", files_under(work), source=origin)
+    claim_output(out, "build", sources=sources)  # again: the folder may have changed meanwhile
+    _swap_into_place(work, out)
     return summary
 
 
