@@ -12,6 +12,7 @@ from tiny_corpus import write_tiny_corpus
 from recllmsim_hf.analysis import figures
 from recllmsim_hf.analysis.stats import class_names, compute_stats, count_tokens
 from recllmsim_hf.errors import InputError
+from recllmsim_hf.safety import MARKER
 
 RECLLMSIM = str(Path(sys.executable).parent / "recllmsim")
 
@@ -142,7 +143,8 @@ def test_figures_are_titled_labelled_and_deterministic(release_stats, tmp_path):
         data = a.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
         assert data == b.read_bytes()
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [figures.PHRASE_FIGURE, figures.SCORE_FIGURE]
+    written = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert written == [MARKER, figures.PHRASE_FIGURE, figures.SCORE_FIGURE]  # the marker: ours to replace
 
 
 def test_cli_stats_json_and_plots(built_release, tmp_path):
