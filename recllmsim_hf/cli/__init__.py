@@ -125,8 +125,8 @@ def main() -> None:
 
     from recllmsim_hf.errors import from_os_error
 
-    _register_subcommands()
     try:
+        _register_subcommands()  # inside: a Ctrl-C during the imports is an interrupt like any other
         # without standalone mode, a command's typer.Exit(code) comes back as the return value
         code = app(standalone_mode=False)
     except RecLLMSimError as e:
@@ -149,6 +149,9 @@ def main() -> None:
             raise
         code = 130
     if code == 130:  # Ctrl-C: typer turns it into a silent exit code; say what happened
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the exit short
         typer.echo("recllmsim: interrupted; run the same command again to resume", err=True)
     sys.exit(code if isinstance(code, int) else 0)
 
