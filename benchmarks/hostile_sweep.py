@@ -204,6 +204,24 @@ def full_disk(d: Path, f: dict) -> None:
     fill(tmpfs(d, "64k"))
 
 
+def full_disk_scenarios_known(d: Path, f: dict) -> None:
+    """A corpus whose scenarios are already those asked for: the first write is the LLM cache's."""
+    mnt = tmpfs(d)
+    corpus = mnt / "corpus"
+    corpus.mkdir()
+    shutil.copy(Path(f["CORPUS"]) / "profiles.jsonl", corpus / "profiles.jsonl")
+    argv = [RECLLMSIM, "scenarios", "list", "--json", "--tasks", "recipe planning"]
+    listed = subprocess.run(argv, capture_output=True, text=True, check=True, env=child_env(d))
+    _write_lines(corpus / "scenarios.jsonl", json.loads(listed.stdout))
+    fill(mnt)
+
+
+def readonly_fs_build(d: Path, f: dict) -> None:
+    shutil.copytree(f["BUILD"], d / "build")
+    mnt = tmpfs(d)
+    subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+
+
 def readonly_dir(d: Path, f: dict) -> None:
     (d / "ro").mkdir()
     (d / "ro" / "keep.txt").write_text("mine\n")
@@ -593,6 +611,34 @@ def cases() -> list[Case]:
             protect=("small/corpus/profiles.jsonl",),
         ),
         Case(
+            "generate on a full disk (the LLM cache)",
+            ["generate", "conversations", "-n", "2", "--out", "small/corpus", "--tasks", "recipe planning"]
+            + llm,
+            full_disk_scenarios_known,
+            protect=("small/corpus/profiles.jsonl", "small/corpus/scenarios.jsonl"),
+            contains=("llm.sqlite", "full"),
+        ),
+        Case(
+            "annotate --no-cache on a full disk",
+            ["annotate", "--corpus", "small/corpus", "--what", "intent", "--no-cache"] + llm,
+            full_disk_corpus,
+            protect=("small/corpus/conversations.jsonl", "small/corpus/profiles.jsonl"),
+            contains=("conversations.jsonl", "ENOSPC"),
+        ),
+        Case(
+            "stats --plots on a read-only filesystem",
+            ["stats", "build", "--plots", "small/figs"],
+            readonly_fs_build,
+            absent=("small/figs",),
+            contains=("read-only filesystem",),
+        ),
+        Case(
+            "build --out on a read-only filesystem",
+            B + ["--source", "{REL}", "--out", "small/out"],
+            readonly_fs_build,
+            absent=("small/out",),
+        ),
+        Case(
             "annotate read-only corpus (nobody)",
             ["annotate", "--corpus", "corpus", "--what", "intent"] + llm,
             lambda d, f: (copy_corpus(d, f), os.chmod(d / "corpus", 0o555)),
@@ -939,6 +985,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         subprocess.run(["chmod", "-R", "u+rwx", str(base)], check=False)
         shutil.rmtree(base, ignore_errors=True)
+    if not results:
+        print(f"hostile_sweep: no case matches -k {args.k!r}", file=sys.stderr)
+        return 2
     width = max(len(r["case"]) for r in results)
     print(f"{'case':<{width}}  {'verdict':<13} {'rc':>4} {'s':>6}  message")
     for r in results:

@@ -124,10 +124,9 @@ def _check_writable(path: Path, resolved: Path, flag: str) -> None:
     if not parent.is_dir():
         raise InputError(f"{flag} {path}: {parent} is a file, not a folder; pass another path")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise StorageError(
-            f"{flag} {path}: cannot create it, {parent} is not writable (permission denied or a "
-            "read-only filesystem); pass a writable folder"
-        )
+        readonly = os.statvfs(parent).f_flag & os.ST_RDONLY
+        why = "is on a read-only filesystem" if readonly else "is not writable (permission denied)"
+        raise StorageError(f"{flag} {path}: cannot create it, {parent} {why}; pass a writable folder")
 
 
 def claim_output(out: str | os.PathLike, kind: str, *, flag: str = "--out", sources: Iterable = ()) -> Path:

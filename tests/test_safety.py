@@ -272,3 +272,20 @@ def test_alias_bomb_is_refused_before_expansion():
     task = "- task: {}\n  template: 'Go {{where}}.'\n  variables: {}\n"
     few = "tasks:\n" + task.format("t", "&b {where: [home, out]}") + task.format("u", "*b")
     assert [s.task for s in parse_catalog(few, "ok.yaml")] == ["t", "u"]  # a plain alias is fine
+
+
+def test_a_build_of_an_unannotated_corpus_holds_no_empty_config_folders(tmp_path):
+    corpus = write_tiny_corpus(tmp_path / "corpus")
+    lines = [json.loads(x) for x in (corpus / "conversations.jsonl").read_text().splitlines()]
+    for c in lines:
+        c["ratings"] = None
+        for t in c["turns"]:
+            t["intent"] = t["hallucination"] = t["reason"] = None
+    (corpus / "conversations.jsonl").write_text("".join(json.dumps(c) + "\n" for c in lines))
+    assert build("--source", corpus, "--out", tmp_path / "b").returncode == 0
+    assert sorted(p.name for p in (tmp_path / "b").iterdir() if p.is_dir()) == ["conversations", "profiles"]
+    stats = subprocess.run([RECLLMSIM, "stats", str(tmp_path / "b"), "--json"], capture_output=True, text=True)
+    assert stats.returncode == 0, stats.stderr
+    result = json.loads(stats.stdout)
+    assert result["table2"]["rows"] == [] and result["hallucinations"] == {"count": 0, "annotated_replies": 0}
+    assert result["table1"]["filtered"]["conversations"] == 4

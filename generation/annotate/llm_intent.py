@@ -27,12 +27,12 @@ import asyncio
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from recllmsim_hf.dataset.configs import split_key
 from recllmsim_hf.errors import InputError
+from recllmsim_hf.safety import claim_cache_file
 
 EXAMPLE_CONTEXT_CHARS = 600
 ROLE = "annotator"
@@ -100,7 +100,7 @@ def _runner(settings: LLMSettings):
         max_retries=settings.max_retries,
         budget_usd=settings.budget_usd,
         prices=PriceTable.load(settings.prices),
-        cache=ResponseCache(Path(settings.cache)) if settings.cache else None,
+        cache=ResponseCache(claim_cache_file(settings.cache)) if settings.cache else None,
     )
 
 

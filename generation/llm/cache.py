@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 from recllmsim_hf.errors import InputError, naming
-from recllmsim_hf.safety import claim_cache_file
 
 KEY_VERSION = 1
 CACHE_FILE = Path(".cache") / "llm.sqlite"
@@ -90,7 +89,7 @@ class ResponseCache:
     """A SQLite file of successful responses (see the module docstring)."""
 
     def __init__(self, path: str | os.PathLike):
-        self.path = Path(claim_cache_file(path))
+        self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             with naming(self.path):  # disk full, permission denied: the CLI boundary names the file

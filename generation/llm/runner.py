@@ -177,7 +177,8 @@ class LLMRunner:
                 await check(ep)
             except TransportFailure as e:
                 where = ep.base_url or "the OpenAI API"
-                label = f"{' and '.join(names)} role{'s' if len(names) > 1 else ''}"
+                label = " and ".join(names) if len(names) < 3 else ", ".join(names[:-1]) + " and " + names[-1]
+                label += " roles" if len(names) > 1 else " role"
                 raise ServiceError(
                     f"{where} ({label}): {self._redact(str(e))}; check --base-url and --api-key"
                 ) from None
