@@ -284,7 +284,9 @@ def test_a_build_of_an_unannotated_corpus_holds_no_empty_config_folders(tmp_path
     (corpus / "conversations.jsonl").write_text("".join(json.dumps(c) + "\n" for c in lines))
     assert build("--source", corpus, "--out", tmp_path / "b").returncode == 0
     assert sorted(p.name for p in (tmp_path / "b").iterdir() if p.is_dir()) == ["conversations", "profiles"]
-    stats = subprocess.run([RECLLMSIM, "stats", str(tmp_path / "b"), "--json"], capture_output=True, text=True)
+    stats = subprocess.run(
+        [RECLLMSIM, "stats", str(tmp_path / "b"), "--json"], capture_output=True, text=True
+    )
     assert stats.returncode == 0, stats.stderr
     result = json.loads(stats.stdout)
     assert result["table2"]["rows"] == [] and result["hallucinations"] == {"count": 0, "annotated_replies": 0}
