@@ -1,4 +1,4 @@
-"""Every case of the hostile-input sweep (benchmarks/hostile_sweep.py) as its own test.
+"""Every case of the hostile-input sweep (benchmarks/hostile_cases.py, hostile_sweep.py) as its own test.
 
 Each runs the real `recllmsim` in a child process: some as the unprivileged user `nobody`
 (permission cases; the tests run as root), some on a small tmpfs this test mounts and fills
