@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -58,11 +59,21 @@ def world():
     shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.mark.parametrize("index", range(len(CASES)), ids=[c.name for c in CASES])
-def test_case(world, index):
+@pytest.fixture(scope="module")
+def results(world, request) -> dict[int, dict]:
+    """The selected cases, run three at a time (each child is mostly waiting on its start-up)."""
     base, fixtures = world
-    result = sweep.run_case(CASES[index], base, fixtures, index)
-    assert result["verdict"] == ("ok" if CASES[index].expect == "ok" else "clean"), result
+    wanted = [
+        item.callspec.params["index"] for item in request.session.items if item.originalname == "test_case"
+    ]
+    with ThreadPoolExecutor(3) as pool:
+        done = pool.map(lambda i: (i, sweep.run_case(CASES[i], base, fixtures, i)), wanted)
+        return dict(done)
+
+
+@pytest.mark.parametrize("index", range(len(CASES)), ids=[c.name for c in CASES])
+def test_case(results, index):
+    assert results[index]["verdict"] == ("ok" if CASES[index].expect == "ok" else "clean"), results[index]
 
 
 def test_the_script_prints_a_table_and_a_clean_summary():
