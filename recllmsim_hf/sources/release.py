@@ -251,8 +251,8 @@ def parse_file(path: Path, rel: str, problems: list[Problem]) -> ParsedFile | No
                 Problem(
                     rel,
                     "",
-                    f"{size / 1e6:,.1f} MB",
-                    f"larger than a release file may be ({MAX_FILE_BYTES / 1e6:.0f} MB)",
+                    f"{size / 2**20:,.1f} MB",
+                    f"larger than a release file may be ({MAX_FILE_BYTES // 2**20} MB; the real ones are < 1 MB)",
                 )
             )
             return None
