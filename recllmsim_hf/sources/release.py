@@ -252,7 +252,7 @@ def parse_file(path: Path, rel: str, problems: list[Problem]) -> ParsedFile | No
                     rel,
                     "",
                     f"{size / 2**20:,.1f} MB",
-                    f"larger than a release file may be ({MAX_FILE_BYTES // 2**20} MB; the real ones are < 1 MB)",
+                    f"larger than a release file may be ({MAX_FILE_BYTES // 2**20} MB; real ones are < 1 MB)",
                 )
             )
             return None
