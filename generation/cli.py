@@ -85,7 +85,7 @@ def scenarios_list(
 @generate_app.command()
 def profiles(
     n: int = typer.Option(..., "-n", help="How many distinct profiles the corpus should hold."),
-    out: Path = typer.Option(..., "--out", help="Corpus folder (created if missing)."),
+    out: str = typer.Option(..., "--out", help="Corpus folder (created if missing)."),
     batch_size: int = typer.Option(5, "--batch-size", help="Profiles asked for per request."),
     chains: int = typer.Option(4, "--chains", help="Parallel chats, each continuing its own batches."),
     temperature: float = typer.Option(
@@ -136,7 +136,7 @@ def profiles(
 @generate_app.command()
 def conversations(
     n: int = typer.Option(..., "-n", help="How many conversations of the plan the corpus should hold."),
-    out: Path = typer.Option(..., "--out", help="Corpus folder holding profiles.jsonl (created if missing)."),
+    out: str = typer.Option(..., "--out", help="Corpus folder holding profiles.jsonl (created if missing)."),
     tasks: list[str] = TASKS,
     catalog: list[Path] = CATALOG,
     no_builtin: bool = NO_BUILTIN,

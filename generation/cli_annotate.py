@@ -35,8 +35,8 @@ def annotate(
     ),
     sample: int = typer.Option(50, "--sample", min=1, help="(--evaluate) Conversations to sample."),
     seed: int = typer.Option(0, "--seed", help="(--evaluate) Seed of the sample."),
-    out: Path = typer.Option(
-        Path("recllmsim-eval"), "--out", help="(--evaluate) Folder for the sample, its cache and report.json."
+    out: str = typer.Option(
+        "recllmsim-eval", "--out", help="(--evaluate) Folder for the sample, its cache and report.json."
     ),
     base_url: str = o.BASE_URL,
     api_key: str = o.API_KEY,
@@ -69,7 +69,7 @@ def annotate(
         if corpus is not None:
             raise typer.BadParameter("--corpus is not used with --evaluate (use --source and --out)")
         result = evaluate_annotators(
-            source, out, make_runner, sample=sample, seed=seed, what=what or DEFAULT_WHAT,
+            source, out, make_runner, sample=sample, seed=seed, what=DEFAULT_WHAT if what is None else what,
             progress=not quiet, log=log,
         )  # fmt: skip
         text = format_report(result)
@@ -79,7 +79,7 @@ def annotate(
         if corpus is None:
             raise typer.BadParameter("--corpus is required (or pass --evaluate)")
         result = annotate_corpus(
-            corpus, what or "intent,hallucination,quality,summary,translation", make_runner,
+            corpus, "intent,hallucination,quality,summary,translation" if what is None else what, make_runner,
             overwrite=overwrite, progress=not quiet, log=log,
         )  # fmt: skip
         text = format_summary(result)

@@ -38,7 +38,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 from pydantic_core import from_json
 
-from recllmsim_hf.errors import InputError, Problem, ValidationFailed
+from recllmsim_hf.errors import InputError, Problem, ValidationFailed, naming
 from recllmsim_hf.human_schema import HumanConversation, Person
 from recllmsim_hf.schema import Conversation, Manifest, Profile, Scenario
 
@@ -84,7 +84,7 @@ def atomic_write_lines(path: str | os.PathLike, chunks: Iterable[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with naming(path), os.fdopen(fd, "w", encoding="utf-8") as f:
             for chunk in chunks:
                 f.write(chunk)
             f.flush()
@@ -104,10 +104,11 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[BaseModel | dict]) ->
 def append_jsonl(path: str | os.PathLike, record: BaseModel | dict) -> None:
     """Append one record as one whole line, flushed to disk before returning."""
     line = (dumps(record) + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
     try:
-        os.write(fd, line)
-        os.fsync(fd)
+        with naming(path):
+            os.write(fd, line)
+            os.fsync(fd)
     finally:
         os.close(fd)
 
@@ -151,7 +152,9 @@ def read_jsonl(path: str | os.PathLike, model: type[M], problems: list[Problem] 
     """Stream ``model`` records from a JSON Lines file.
 
     With ``problems`` given, bad lines are recorded there and skipped; without it
-    the first bad line raises :class:`ValidationFailed`.
+    the first bad line raises :class:`ValidationFailed`. Records are checked strictly: ``"2"``
+    is not an integer and ``"false"`` not a boolean, so what passes here is what ``build``
+    can write (the same check serves ``validate`` and ``build``).
     """
     path = Path(path)
     try:
@@ -176,12 +179,16 @@ def read_jsonl(path: str | os.PathLike, model: type[M], problems: list[Problem] 
                 problem = Problem(
                     where, "", line[:60].rstrip("\n"), f"not valid JSON ({e.msg} at column {e.colno})"
                 )
+            except RecursionError:
+                problem = Problem(where, "", line[:40], "nested too deeply to be a record")
             else:
                 try:
-                    yield model.model_validate(data)
+                    yield model.model_validate(data, strict=True)
                     continue
                 except ValidationError as e:
                     problem = Problem(where, *_describe(e))
+                except RecursionError:
+                    problem = Problem(where, "", line[:40], "nested too deeply to be a record")
             if problems is None:
                 raise ValidationFailed([problem])
             problems.append(problem)
@@ -229,7 +236,7 @@ class Corpus:
         if not path.is_file():
             return Manifest()
         try:
-            return Manifest.model_validate_json(path.read_bytes())
+            return Manifest.model_validate_json(path.read_bytes(), strict=True)
         except ValidationError as e:
             self._problem(Problem(str(path), *_describe(e)))
             return Manifest()
@@ -260,6 +267,8 @@ class Corpus:
         """Stream the conversations, checking that their profile and scenario exist."""
         seen: set[str] = set()
         path = self.path / CONVERSATIONS
+        if not path.stat().st_size:
+            self._problem(Problem(str(path), "", "an empty file", "holds no conversations"))
         for conv in read_jsonl(path, Conversation, self.problems):
             where = f"{path} ({conv.conversation_id})"
             if conv.conversation_id in seen:

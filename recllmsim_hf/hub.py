@@ -57,6 +57,19 @@ def _local_files(folder: Path) -> dict[str, int]:
     return out
 
 
+def rebuild_advice(folder: Path) -> str:
+    """Advice that is safe as printed: only a folder an earlier build marked is rebuilt, from its source."""
+    import shlex
+
+    from recllmsim_hf.safety import read_marker
+
+    marker = read_marker(folder)
+    if marker is None or marker.get("kind") != "build":
+        return "pass a folder written by `recllmsim build`"
+    source = f" --source {shlex.quote(marker['source'])}" if marker.get("source") else ""
+    return f"rebuild it with `recllmsim build{source} --out {shlex.quote(str(folder))}`"
+
+
 def check_build(folder: str | os.PathLike, progress: bool = False) -> BuildCheck:
     """Refuse a broken build: the card must parse, every config must load, every shard be in a config.
 
@@ -67,7 +80,7 @@ def check_build(folder: str | os.PathLike, progress: bool = False) -> BuildCheck
     from huggingface_hub import DatasetCard
 
     folder = Path(folder)
-    fix = f"rebuild it with `recllmsim build --out {folder}`"
+    fix = rebuild_advice(folder)
     if not (folder / "README.md").is_file():
         raise InputError(f"{folder}: no README.md (not a build folder); {fix}")
     card_text = (folder / "README.md").read_text(encoding="utf-8")

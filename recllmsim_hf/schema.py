@@ -249,7 +249,7 @@ class Manifest(_Record):
     """``manifest.json`` of a corpus folder."""
 
     format: Literal["recllmsim-corpus"] = "recllmsim-corpus"
-    schema_version: str = SCHEMA_VERSION
+    schema_version: str = Field(default=SCHEMA_VERSION, pattern=r"^1\.[0-9]+$")  # this toolkit reads 1.x
     name: str = "recllmsim-corpus"
     description: str | None = None
     created_by: str | None = None

@@ -257,7 +257,7 @@ def test_bad_input_gets_one_line_and_damages_nothing(corpus, server, tmp_path):
     assert line.startswith(f"recllmsim: error: {broken}:2: not valid JSON")
 
     line = one_line_error(run("generate", "conversations", "-n", -3, *common), 2)
-    assert line == "recllmsim: error: -n: must be 0 or more, but got -3"
+    assert line == "recllmsim: error: -n: must be at least 1, but got -3"
     line = one_line_error(run("generate", "profiles", "-n", -3, *common), 2)
     assert line == "recllmsim: error: -n: must be at least 1, but got -3"
 

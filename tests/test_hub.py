@@ -95,7 +95,12 @@ def _load(hub: HubServer, home: Path, jobs: list[dict]) -> list[dict]:
 
 
 def _local_files(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    """What a push uploads: every file of the build except hidden ones (the build's marker)."""
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in folder.rglob("*")
+        if p.is_file() and not p.name.startswith(".")
+    }
 
 
 def _card_sizes(folder: Path) -> dict[str, dict[str, int]]:

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from recllmsim_hf.corpus import Corpus, atomic_write_text, natural_key, write_corpus
 from recllmsim_hf.errors import InputError
+from recllmsim_hf.safety import claim_output, files_under, write_marker
 from recllmsim_hf.schema import INTENT_LABELS, RATING_METRICS, Conversation, Manifest
 
 from ..llm import LLMRunner
@@ -111,7 +112,8 @@ def evaluate_annotators(
         )
     if sample < 1:
         raise InputError(f"--sample: must be at least 1, but got {sample}")
-    out = Path(out)
+    local = [source] if source is not None and "://" not in str(source) else []
+    out = claim_output(out, "evaluation", sources=local)
     with tempfile.TemporaryDirectory(prefix="recllmsim-eval-") as tmp:
         labelled = Corpus(stage_source(source, Path(tmp) / "staged", progress=progress))
         pool = {c.conversation_id: c for c in labelled.iter_conversations() if included(c)}
@@ -119,6 +121,8 @@ def evaluate_annotators(
     if not pool:
         raise InputError(f"{source}: no conversation carries {' / '.join(whats)} labels; nothing to compare")
     human = [pool[i] for i in draw(list(pool), sample, seed)]
+    out.mkdir(parents=True, exist_ok=True)
+    write_marker(out, "evaluation")  # first, so that a rerun after a failure may write here again
     write_corpus(
         out / SAMPLE_DIR,
         [labelled.profiles[pid] for pid in sorted({c.profile_id for c in human}, key=natural_key)],
@@ -140,6 +144,7 @@ def evaluate_annotators(
         "annotation": annotation,
     }
     atomic_write_text(out / REPORT, json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    write_marker(out, "evaluation", files_under(out))
     return report
 
 

@@ -39,7 +39,7 @@ import json
 import os
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import nullcontext
+from contextlib import closing, nullcontext
 from pathlib import Path
 
 from recllmsim_hf.corpus import (
@@ -109,13 +109,15 @@ def annotate_corpus(
             log(estimate.line())
             estimate.check_budget(runner.budget_usd)
             if estimate.requests > estimate.cached:
-                loop.run(runner.check())
+                loop.run(runner.check(("annotator",)))
             counts = {w: {"requests": 0, "annotated": 0, "errors": 0, "cached": 0} for w in whats}
             with _progress_bar(progress, estimate.requests) as bar:
                 tracker = _Tracker(runner, counts, bar)
                 loop.run(_annotate_records(tracker, record_jobs))
                 stream = _annotated(tracker, data, whats, overwrite, window=2 * runner.concurrency + 8)
-                write_jsonl(path / CONVERSATIONS, _sync(loop, stream, path / CONVERSATIONS, stamp))
+                # closing(): after a Ctrl-C in the writer, the stream is closed while the loop still runs
+                with closing(_sync(loop, stream, path / CONVERSATIONS, stamp)) as rows:
+                    write_jsonl(path / CONVERSATIONS, rows)
             if record_jobs:
                 write_jsonl(path / PROFILES, data.profiles.values())
                 write_jsonl(path / SCENARIOS, data.scenarios.values())

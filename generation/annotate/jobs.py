@@ -59,7 +59,9 @@ def parse_what(what: str | list[str]) -> list[str]:
         if name not in ANNOTATORS:
             raise InputError(f"--what: unknown annotator {name!r}; choose from {', '.join(ANNOTATORS)}")
     if not names:
-        raise InputError(f"--what: empty; choose from {', '.join(ANNOTATORS)}")
+        raise InputError(
+            f"--what: empty (names no annotator), but got {what!r}; choose from {', '.join(ANNOTATORS)}"
+        )
     return [a for a in ANNOTATORS if a in names]
 
 

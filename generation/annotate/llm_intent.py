@@ -108,7 +108,7 @@ def _runner(settings: LLMSettings):
 async def _ask_all(settings: LLMSettings, requests: list, progress: bool) -> tuple[list, dict]:
     runner = _runner(settings)
     try:
-        await runner.check()
+        await runner.check((ROLE,))
         bar = None
         if progress:
             from rich.console import Console

@@ -50,7 +50,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from recllmsim_hf.errors import InputError
+from recllmsim_hf.errors import InputError, naming
 
 KEY_VERSION = 2
 OPENAI_URL = "https://api.openai.com/v1"
@@ -110,13 +110,17 @@ class ResponseCache:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
+            with naming(self.path):  # disk full, permission denied: the CLI boundary names the file
+                self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+                self._migrate()
         except sqlite3.DatabaseError as e:
+            if isinstance(e, sqlite3.OperationalError):
+                raise
             raise InputError(
-                f"{self.path}: not a usable response cache ({e}); delete the file or pass --no-cache"
+                f"{self.path}: not a usable response cache ({e}); nothing was changed: "
+                "pass --no-cache (or move the file away)"
             ) from None
 
     @classmethod
@@ -147,11 +151,12 @@ class ResponseCache:
 
     def get(self, key: str) -> CachedResponse | None:
         """The stored response for ``key``, or None."""
-        row = self._conn.execute(
-            "SELECT text, finish_reason, prompt_tokens, completion_tokens, cost_usd, structured_mode"
-            " FROM responses WHERE key = ?",
-            (key,),
-        ).fetchone()
+        with naming(self.path):
+            row = self._conn.execute(
+                "SELECT text, finish_reason, prompt_tokens, completion_tokens, cost_usd, structured_mode"
+                " FROM responses WHERE key = ?",
+                (key,),
+            ).fetchone()
         return CachedResponse(*row) if row else None
 
     def put(
@@ -169,23 +174,25 @@ class ResponseCache:
     ) -> None:
         """Store one response in its own transaction; the first answer stored for a key wins."""
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        self._conn.execute(
-            "INSERT OR IGNORE INTO responses (key, model, prompt_version, text, finish_reason,"
-            " prompt_tokens, completion_tokens, cost_usd, created_at, structured_mode)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                key,
-                model,
-                prompt_version,
-                text,
-                finish_reason,
-                prompt_tokens,
-                completion_tokens,
-                cost_usd,
-                stamp,
-                structured_mode,
-            ),
+        row = (
+            key,
+            model,
+            prompt_version,
+            text,
+            finish_reason,
+            prompt_tokens,
+            completion_tokens,
+            cost_usd,
+            stamp,
+            structured_mode,
         )
+        with naming(self.path):
+            self._conn.execute(
+                "INSERT OR IGNORE INTO responses (key, model, prompt_version, text, finish_reason,"
+                " prompt_tokens, completion_tokens, cost_usd, created_at, structured_mode)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
 
     def __len__(self) -> int:
         return self._conn.execute("SELECT count(*) FROM responses").fetchone()[0]

@@ -130,7 +130,12 @@ def runner_from_options(
     if no_cache or (corpus is None and cache_file is None):
         cache = None
     else:
-        cache = ResponseCache(Path(cache_file)) if cache_file else ResponseCache.for_corpus(Path(corpus))
+        from recllmsim_hf.safety import claim_cache_file
+
+        if cache_file:
+            cache = ResponseCache(claim_cache_file(cache_file))
+        else:
+            cache = ResponseCache.for_corpus(Path(corpus))
     return LLMRunner(
         endpoints,
         concurrency=concurrency,

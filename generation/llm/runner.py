@@ -72,7 +72,7 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel
 
@@ -200,22 +200,26 @@ class LLMRunner:
         body = self._body(request, endpoint, first_mode(self.structured_output))
         return key_for_body(body, request.prompt_version, endpoint.base_url)
 
-    async def check(self) -> None:
-        """Raise :class:`ServiceError` if an endpoint is unreachable or refuses its key."""
+    async def check(self, roles: Sequence[str] | None = None) -> None:
+        """Raise :class:`ServiceError` if the endpoint of one of ``roles`` (default: all) is
+        unreachable or refuses its key; the message names the roles that use that endpoint."""
         check = getattr(self.transport, "check", None)
         if check is None:
             return
-        seen = set()
-        for role, ep in sorted(self.endpoints.items()):
-            if (ep.base_url, ep.api_key) in seen:
-                continue
-            seen.add((ep.base_url, ep.api_key))
+        users: dict[tuple, list[str]] = {}
+        for role in roles or sorted(self.endpoints):
+            ep = self.endpoints[role]
+            users.setdefault((ep.base_url, ep.api_key), []).append(role)
+        for names in users.values():
+            ep = self.endpoints[names[0]]
             try:
                 await check(ep)
             except TransportFailure as e:
                 where = ep.base_url or "the OpenAI API"
+                label = " and ".join(names) if len(names) < 3 else ", ".join(names[:-1]) + " and " + names[-1]
+                label += " roles" if len(names) > 1 else " role"
                 raise ServiceError(
-                    f"{where} ({role} role): {self._redact(str(e))}; check --base-url and --api-key"
+                    f"{where} ({label}): {self._redact(str(e))}; check --base-url and --api-key"
                 ) from None
 
     async def close(self) -> None:

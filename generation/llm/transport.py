@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import time
 from typing import Any, Protocol
 
 from .endpoints import Endpoint
@@ -139,15 +141,17 @@ class OpenAITransport:
 
     async def check(self, endpoint: Endpoint) -> None:
         """Fail fast when the endpoint is unreachable or refuses the key (``GET /models``)."""
+        started = time.monotonic()
         try:
             async with asyncio.timeout(self.timeout):
                 await self._pool(endpoint)[0][0].get("/models", cast_to=self._httpx.Response)
         except self._openai.APIStatusError as e:
             if e.status_code in (401, 403):
                 raise _status_failure(e.status_code, e.response.headers, *_message(e)) from None
-        except (TimeoutError, self._openai.APIConnectionError):
+        except (TimeoutError, self._openai.APIConnectionError) as e:
+            elapsed = time.monotonic() - started
             raise TransportFailure(
-                f"cannot connect (no reply within {self.timeout:g} s)", retryable=False
+                f"cannot connect ({_connect_cause(e, self.timeout)}, after {elapsed:.2f} s)", retryable=False
             ) from None
 
     async def close(self) -> None:
@@ -155,6 +159,22 @@ class OpenAITransport:
             for client in clients:
                 await client.close()
         self._pools.clear()
+
+
+def _connect_cause(error: BaseException, timeout: float) -> str:
+    """What really happened under a connection error: "connection refused", a DNS failure, a timeout."""
+    seen: list[BaseException] = []
+    while error is not None and error not in seen:
+        seen.append(error)
+        error = error.__cause__ or error.__context__
+    for e in reversed(seen):  # the deepest cause first
+        if isinstance(e, TimeoutError) or "Timeout" in type(e).__name__:
+            return f"no reply within {timeout:g} s"
+        if isinstance(e, OSError) and (e.errno or e.strerror):
+            text = os.strerror(e.errno) if isinstance(e.errno, int) and e.errno > 0 else e.strerror
+            return text[0].lower() + text[1:]
+    text = str(seen[-1]).strip() or type(seen[-1]).__name__
+    return text[0].lower() + text[1:]
 
 
 def _message(error: Any) -> tuple[str, str | None]:

@@ -34,11 +34,13 @@ skips the ids it finds and generates only the missing ones.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import random
+import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -50,10 +52,9 @@ from . import prompts
 from .filters import LANGUAGES, check_rules
 from .runfolder import (
     RunProgress,
-    corpus_lock,
+    corpus_run,
     load_profiles,
     merge_scenarios,
-    prepare_folder,
     scan_conversations,
     update_manifest,
 )
@@ -94,24 +95,53 @@ def conversation_id(seed: int, index: int, scenario_id: str, profile_id: str) ->
     return f"c{index:06d}-{hashlib.sha256(canon.encode()).hexdigest()[:10]}"
 
 
+class Plan:
+    """The first ``n`` conversations of the assignment over scenarios x profiles (module docstring),
+    made one at a time: memory does not grow with ``n``, and item ``i`` costs the same for any ``n``.
+
+    Example:
+        >>> p = Plan(scenarios, profiles, 1_000_000_000, seed=0)  # doctest: +SKIP
+        >>> p.item(7).conversation_id[:8], p.index_of(p.item(7).conversation_id)  # doctest: +SKIP
+        ('c000007-', 7)
+    """
+
+    def __init__(self, scenarios: Sequence[Scenario], profiles: Sequence[Profile], n: int, seed: int):
+        if not scenarios:
+            raise InputError("no scenarios to generate: check --tasks and --catalog")
+        if not profiles:
+            raise InputError("no profiles: run `recllmsim generate profiles` first or pass --profiles FILE")
+        self.n, self.seed = n, seed
+        self._scenarios = sorted(scenarios, key=lambda s: s.scenario_id)
+        self._by_id = {p.profile_id: p for p in profiles}
+        self._ids = sorted(self._by_id)
+        self._perm = functools.lru_cache(maxsize=4)(self._permutation)
+
+    def _permutation(self, epoch: int) -> list[str]:
+        return random.Random(f"{self.seed}:{epoch}").sample(self._ids, len(self._ids))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def item(self, i: int) -> PlanItem:
+        s = self._scenarios[i % len(self._scenarios)]
+        p = self._by_id[self._perm(i // len(self._ids))[i % len(self._ids)]]
+        return PlanItem(i, conversation_id(self.seed, i, s.scenario_id, p.profile_id), s, p)
+
+    def __iter__(self) -> Iterator[PlanItem]:
+        return (self.item(i) for i in range(self.n))
+
+    def index_of(self, ident: str) -> int | None:
+        """The index of ``ident`` in this plan, or None (read from the id, then checked)."""
+        match = re.match(r"c(\d+)-", ident)
+        if match is None or int(match[1]) >= self.n:
+            return None
+        i = int(match[1])
+        return i if self.item(i).conversation_id == ident else None
+
+
 def plan(scenarios: Sequence[Scenario], profiles: Sequence[Profile], n: int, seed: int) -> list[PlanItem]:
-    """The first ``n`` conversations of the assignment over scenarios x profiles (module docstring)."""
-    if not scenarios:
-        raise InputError("no scenarios to generate: check --tasks and --catalog")
-    if not profiles:
-        raise InputError("no profiles: run `recllmsim generate profiles` first or pass --profiles FILE")
-    scen = sorted(scenarios, key=lambda s: s.scenario_id)
-    by_id = {p.profile_id: p for p in profiles}
-    ids = sorted(by_id)
-    perms: dict[int, list[str]] = {}
-    items = []
-    for i in range(n):
-        epoch = i // len(ids)
-        if epoch not in perms:
-            perms[epoch] = random.Random(f"{seed}:{epoch}").sample(ids, len(ids))
-        s, p = scen[i % len(scen)], by_id[perms[epoch][i % len(ids)]]
-        items.append(PlanItem(i, conversation_id(seed, i, s.scenario_id, p.profile_id), s, p))
-    return items
+    """The first ``n`` conversations of the assignment, as a list (see :class:`Plan` for a lazy one)."""
+    return list(Plan(scenarios, profiles, n, seed))
 
 
 def _seed(seed: int, index: int, step: int) -> int:
@@ -240,13 +270,16 @@ async def run_conversation(runner, item: PlanItem, settings: Settings) -> Conver
 
 
 async def _run(
-    runner, todo: list[PlanItem], settings: Settings, path: Path, show: RunProgress, outcome: dict
+    runner,
+    todo: Iterator[PlanItem],
+    count: int,
+    settings: Settings,
+    path: Path,
+    show: RunProgress,
+    outcome: dict,
 ):
-    queue = list(reversed(todo))
-
     async def worker() -> None:
-        while queue:
-            item = queue.pop()
+        for item in todo:  # one shared iterator: next() never awaits, so each item goes to one worker
             try:
                 conv = await run_conversation(runner, item, settings)
             except ConversationFailed as e:
@@ -263,7 +296,7 @@ async def _run(
             show.advance(1, outcome["failed"])
 
     # More conversations than request slots keep every slot busy while others wait on their turn.
-    workers = [asyncio.create_task(worker()) for _ in range(min(len(todo), 4 * runner.concurrency))]
+    workers = [asyncio.create_task(worker()) for _ in range(min(count, 4 * runner.concurrency))]
     try:
         await asyncio.gather(*workers)
     finally:
@@ -296,8 +329,8 @@ def generate_conversations(
     """
     from .scenarios import load_scenarios
 
-    if n < 0:
-        raise InputError(f"-n: must be 0 or more, but got {n}")
+    if n < 1:  # the rule of every -n: `generate profiles`, `annotate --evaluate --sample` alike
+        raise InputError(f"-n: must be at least 1, but got {n}")
     if settings.max_turns < 1:
         raise InputError(f"--max-turns: must be at least 1, but got {settings.max_turns}")
     for flag, value in (
@@ -311,13 +344,14 @@ def generate_conversations(
     if settings.language not in LANGUAGES:
         raise InputError(f"--language: must be one of {list(LANGUAGES)}, but got {settings.language!r}")
     scenarios = load_scenarios(catalogs, builtin=builtin_catalog, tasks=tasks)
-    corpus = prepare_folder(out)
-    with corpus_lock(corpus):
+    with corpus_run(out) as corpus:
         profiles = load_profiles(corpus, profiles_file)
-        items = plan(scenarios, profiles, n, settings.seed)
+        items = Plan(scenarios, profiles, n, settings.seed)
         all_scenarios = merge_scenarios(corpus, scenarios)
         done, lines, passed = scan_conversations(corpus)
-        todo = [it for it in items if it.conversation_id not in done]
+        in_plan = {ident for ident in done if items.index_of(ident) is not None}
+        to_make = n - len(in_plan)
+        todo = (it for it in items if it.conversation_id not in in_plan)
         path = corpus / CONVERSATIONS
         path.touch()
         meta = {"conversations": {
@@ -329,17 +363,17 @@ def generate_conversations(
                    "run_s": 0.0}  # fmt: skip
         stats: dict = {}
         t0 = time.perf_counter()
-        if todo:
+        if to_make:
             runner = runner_factory(corpus)
             meta["conversations"]["simulator_model"] = runner.endpoints["simulator"].model
             meta["conversations"]["assistant_model"] = runner.endpoints["assistant"].model
 
             async def main() -> None:
                 try:
-                    await runner.check()
+                    await runner.check(("simulator", "assistant"))
                     started = time.perf_counter()
-                    with RunProgress("conversations", n, n - len(todo), runner, progress) as show:
-                        await _run(runner, todo, settings, path, show, outcome)
+                    with RunProgress("conversations", n, n - to_make, runner, progress) as show:
+                        await _run(runner, todo, to_make, settings, path, show, outcome)
                     outcome["run_s"] = round(time.perf_counter() - started, 3)
                 finally:
                     await runner.close()
@@ -359,19 +393,18 @@ def generate_conversations(
             conversations=lines + outcome["generated"], conversations_passed=passed + outcome["passed"]
         )
         # With nothing to do, the manifest keeps describing the run that made the conversations.
-        update_manifest(corpus, generation=meta if todo else None, counts=counts)
-    planned = {it.conversation_id for it in items}
+        update_manifest(corpus, generation=meta if to_make else None, counts=counts)
     return {
         "out": str(corpus),
         "requested": n,
-        "already_done": n - len(todo),
+        "already_done": n - to_make,
         "generated": outcome["generated"],
         "failed": outcome["failed"],
         "first_error": outcome["first_error"],
         "context_limit": outcome["context_limit"],
         "in_file": counts["conversations"],
         "passed_filter": counts["conversations_passed"],
-        "not_in_plan": len(done - planned),
+        "not_in_plan": len(done - in_plan),
         "elapsed_s": round(time.perf_counter() - t0, 3),
         "run_s": outcome["run_s"],
         "llm": stats,

@@ -244,7 +244,7 @@ def filter_corpus(
 
             async def main() -> dict:
                 try:
-                    await runner.check()
+                    await runner.check(("annotator",))
                     with RunProgress("llm filter", todo, 0, runner, progress) as show:
                         return await _llm_checks(runner, convs, corpus, show)
                 finally:

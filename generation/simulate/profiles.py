@@ -42,7 +42,7 @@ from recllmsim_hf.errors import InputError, ServiceError
 from recllmsim_hf.schema import PROFILE_FIELDS, Profile, ProfileFields
 
 from . import prompts
-from .runfolder import RunProgress, corpus_lock, prepare_folder, update_manifest
+from .runfolder import RunProgress, corpus_run, update_manifest
 
 _DISLIKE = re.compile(r"\b(?:dislike|hate|avoid|not (?:a )?fan|can't stand|cannot stand|no |never)", re.I)
 
@@ -270,10 +270,9 @@ def generate_profiles(
         raise InputError(f"--temperature: must be between 0 and 2, but got {temperature}")
     if not 0 < near_threshold <= 1:
         raise InputError(f"--near-threshold: must be in (0, 1], but got {near_threshold}")
-    corpus = prepare_folder(out)
-    path = corpus / PROFILES
     t0 = time.perf_counter()
-    with corpus_lock(corpus):
+    with corpus_run(out) as corpus:
+        path = corpus / PROFILES
         profiles = list(read_jsonl(path, Profile)) if path.is_file() else []
         existing = len(profiles)
         counts: dict = {}
@@ -287,7 +286,7 @@ def generate_profiles(
 
             async def main() -> dict:
                 try:
-                    await runner.check()
+                    await runner.check(("profile",))
                     with RunProgress("profiles", n, existing, runner, progress) as show:
                         return await _generate(runner, profiles, n, opts, show)
                 finally:

@@ -10,7 +10,7 @@ import fcntl
 import json
 import os
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 
 from recllmsim_hf.corpus import (
@@ -24,9 +24,13 @@ from recllmsim_hf.corpus import (
     write_jsonl,
 )
 from recllmsim_hf.errors import InputError
+from recllmsim_hf.safety import claim_corpus
 from recllmsim_hf.schema import Manifest, Profile, Scenario, passed_filters
 
 LOCK = Path(".cache") / "generate.lock"
+CACHE_FILE = (
+    Path(".cache") / "llm.sqlite"
+)  # generation.llm.cache.CACHE_FILE (not imported: that loads sqlite)
 
 
 @contextmanager
@@ -48,16 +52,59 @@ def corpus_lock(corpus: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def prepare_folder(out: str | os.PathLike) -> Path:
-    """Create the corpus folder (an existing file in its place is an error)."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out: {out} is a file, not a folder; pass a corpus folder")
+@contextmanager
+def corpus_run(out: str | os.PathLike) -> Iterator[Path]:
+    """The corpus folder of one ``generate`` run, created if missing and locked.
+
+    Only a missing or empty folder or a corpus folder is accepted (``safety.claim_corpus``). When
+    the run fails before anything was generated or paid for, every file and folder it created is
+    removed again, so a failed first run leaves nothing behind (a rerun starts the same way).
+    """
+    corpus, existed = claim_corpus(out)
+    before = _entries(corpus) if existed else set()
+    corpus.mkdir(parents=True, exist_ok=True)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InputError(f"--out: cannot create {out} ({e.strerror}); pass a writable folder") from None
-    return out
+        with corpus_lock(corpus):
+            yield corpus
+    except BaseException:
+        _undo(corpus, existed, before)
+        raise
+
+
+def _entries(corpus: Path) -> set[str]:
+    return {p.relative_to(corpus).as_posix() for p in corpus.rglob("*")}
+
+
+def _paid_for(corpus: Path, created: set[str]) -> bool:
+    """Whether this run wrote anything worth keeping: conversations, profiles or paid LLM calls."""
+    for name in (CONVERSATIONS, PROFILES):
+        if name in created and (corpus / name).stat().st_size:
+            return True
+    cache = corpus / CACHE_FILE
+    if CACHE_FILE.as_posix() in created and cache.stat().st_size:
+        import sqlite3
+
+        try:
+            with closing(sqlite3.connect(f"file:{cache}?mode=ro", uri=True)) as db:
+                return db.execute("SELECT count(*) FROM responses").fetchone()[0] > 0
+        except sqlite3.Error:
+            return True  # cannot tell: keep it
+    return False
+
+
+def _undo(corpus: Path, existed: bool, before: set[str]) -> None:
+    if not corpus.is_dir():
+        return
+    if _paid_for(corpus, _entries(corpus) - before):
+        return
+    created = _entries(corpus) - before  # again: opening the cache may have added its -wal/-shm files
+    for rel in sorted(created, key=lambda r: r.count("/"), reverse=True):  # files before their folders
+        path = corpus / rel
+        with suppress(OSError):
+            path.rmdir() if path.is_dir() and not path.is_symlink() else path.unlink()
+    if not existed:
+        with suppress(OSError):
+            corpus.rmdir()
 
 
 def load_profiles(corpus: Path, profiles_file: str | os.PathLike | None = None) -> list[Profile]:

@@ -130,6 +130,39 @@ def _node_lines(node: yaml.Node, path: tuple, lines: dict[tuple, int]) -> None:
             _node_lines(item, path + (str(i),), lines)
 
 
+# A catalog expanded (every alias replaced by what it names) holds at most this many YAML nodes;
+# the paper's catalog has ~300. Nested aliases grow exponentially (a "billion laughs" file).
+MAX_EXPANDED_NODES = 100_000
+
+
+def _check_expansion(root: yaml.Node, name: str) -> None:
+    """Refuse a catalog whose aliases expand beyond :data:`MAX_EXPANDED_NODES` (in linear time)."""
+    sizes: dict[int, int] = {}
+    aliased = 0
+    order, stack = [], [root]
+    while stack:  # post-order without recursion: children are sized before their parents
+        node = stack.pop()
+        if id(node) in sizes:
+            aliased += 1
+            continue
+        sizes[id(node)] = 0
+        order.append(node)
+        children = node.value if isinstance(node, yaml.SequenceNode) else []
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        stack.extend(children)
+    for node in reversed(order):
+        children = node.value if isinstance(node, yaml.SequenceNode) else []
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        sizes[id(node)] = min(1 + sum(sizes[id(c)] for c in children), MAX_EXPANDED_NODES + 1)
+    if sizes[id(root)] > MAX_EXPANDED_NODES:
+        raise InputError(
+            f"{name}: YAML aliases expand to more than {MAX_EXPANDED_NODES:,} values ({aliased} alias uses); "
+            "write the catalog out without nested aliases (*name)"
+        )
+
+
 def parse_catalog(text: str, name: str) -> list[TaskSpec]:
     """Parse and validate one catalog file's text; ``name`` is used in error messages.
 
@@ -142,6 +175,8 @@ def parse_catalog(text: str, name: str) -> list[TaskSpec]:
     try:
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
         node = yaml.compose(text, Loader=loader)
+        if node is not None:
+            _check_expansion(node, name)
         data = loader(text).construct_document(node) if node is not None else None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)

@@ -29,7 +29,6 @@ from recllmsim_hf.analysis.figure_style import (
     left_titles,
     save_figure,
 )
-from recllmsim_hf.errors import InputError
 
 SCORE_FIGURE = "score_distribution"
 PHRASE_FIGURE = "preference_phrases"
@@ -149,27 +148,36 @@ def _save(fig, path: Path) -> list[Path]:
     return save_figure(fig, path.parent, path.stem)
 
 
-def write_figures(stats: dict, out: str | os.PathLike, width: str = DEFAULT_WIDTH) -> list[Path]:
+def write_figures(
+    stats: dict, out: str | os.PathLike, width: str = DEFAULT_WIDTH, comparison: dict | None = None
+) -> list[Path]:
     """Write the figures of ``stats`` (from ``compute_stats``) into the folder ``out``, each as
-    PNG, PDF and SVG; ``width`` is ``"column"`` (3.3 in) or ``"page"`` (6.9 in)."""
+    PNG, PDF and SVG; ``width`` is ``"column"`` (3.3 in) or ``"page"`` (6.9 in). ``comparison``
+    (from ``human_stats.compare_studies``) adds the synthetic-vs-human figure. The folder gets the
+    project's output marker listing every file, so a rerun may replace exactly these."""
+    from recllmsim_hf.safety import claim_output, write_marker
+
     check_width(width)
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--plots {out}: exists and is not a folder; pass a folder path")
+    shown = Path(out)
+    out = claim_output(out, "figures", flag="--plots")
     out.mkdir(parents=True, exist_ok=True)
+    jobs = [
+        (SCORE_FIGURE, _score_figure, stats["score_distribution"]),
+        (PHRASE_FIGURE, _phrase_figure, stats["preference_phrases"]),
+    ]
+    if comparison is not None:
+        jobs.append((COMPARISON_FIGURE, _comparison_figure, comparison))
     written: list[Path] = []
     with figure_context() as plt:
-        for stem, draw, data in (
-            (SCORE_FIGURE, _score_figure, stats["score_distribution"]),
-            (PHRASE_FIGURE, _phrase_figure, stats["preference_phrases"]),
-        ):
+        for stem, draw, data in jobs:
             fig = draw(plt, data, width)
             if fig is None:  # nothing to draw (e.g. a corpus without ratings): no empty figure
                 continue
             try:
-                written += _save(fig, out / stem)
+                written += [shown / p.name for p in _save(fig, out / stem)]
             finally:
                 plt.close(fig)
+    write_marker(out, "figures", [p.name for p in written])
     return written
 
 
@@ -217,18 +225,3 @@ def _comparison_figure(plt, comparison: dict, width: str = DEFAULT_WIDTH):
         ax.set_title(title, loc="left")
     fig.tight_layout()
     return fig
-
-
-def write_comparison_figure(
-    comparison: dict, out: str | os.PathLike, width: str = DEFAULT_WIDTH
-) -> list[Path]:
-    """Write ``synthetic_vs_human.{png,pdf,svg}`` (from ``human_stats.compare_studies``) into ``out``."""
-    check_width(width)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    with figure_context() as plt:
-        fig = _comparison_figure(plt, comparison, width)
-        try:
-            return _save(fig, out / COMPARISON_FIGURE)
-        finally:
-            plt.close(fig)

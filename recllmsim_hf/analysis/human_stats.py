@@ -214,14 +214,20 @@ def run_all_stats(
 ) -> dict:
     """What `recllmsim stats` reports: :func:`~recllmsim_hf.analysis.stats.run_stats` and, for a
     build with the human studies, ``"synthetic_vs_human"`` (its figure joins ``"figures"``)."""
-    result = run_stats(path, plots=plots, top_phrases=top_phrases, width=width)
+    if plots is not None:  # refuse a folder the figures may not go to before the work, not after
+        from recllmsim_hf.analysis.figure_style import check_width
+        from recllmsim_hf.safety import claim_output
+
+        check_width(width)
+        claim_output(plots, "figures", flag="--plots")
+    result = run_stats(path, top_phrases=top_phrases)
     comparison = compare_studies(path)
     if comparison is not None:
         result["synthetic_vs_human"] = comparison
-        if plots is not None:
-            from recllmsim_hf.analysis.figures import write_comparison_figure
+    if plots is not None:
+        from recllmsim_hf.analysis.figures import write_figures
 
-            result["figures"] += [str(p) for p in write_comparison_figure(comparison, plots, width)]
+        result["figures"] = [str(p) for p in write_figures(result, plots, width, comparison=comparison)]
     return result
 
 

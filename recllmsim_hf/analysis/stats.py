@@ -60,13 +60,39 @@ def check_built(path: str | os.PathLike) -> Path:
     return path
 
 
+def has_table(path: str | os.PathLike, table: str) -> bool:
+    """Whether the build holds ``table``: a config without rows (e.g. ``quality_scores`` of an
+    unannotated corpus) is left out of a build on purpose. The build's marker lists what it wrote;
+    a build without one counts what is on disk."""
+    from recllmsim_hf.safety import read_marker
+
+    marker = read_marker(path)
+    if marker is not None and marker.get("kind") == "build":
+        return any(f.startswith(f"{table}/") for f in marker.get("files") or [])
+    return Path(path, table).is_dir()
+
+
 def shard_paths(path: str | os.PathLike, table: str, split: str = "train") -> list[Path]:
-    """The parquet shards of one table and split, in order; an InputError when there are none."""
+    """The parquet shards of one table and split, in order; an InputError when there are none or
+    when they are not exactly ``<split>-00000-of-N`` .. ``<split>-(N-1)-of-N`` (a stray copy would
+    count twice)."""
     paths = sorted(Path(path, table).glob(f"{split}-*.parquet"))
     if not paths:
         raise InputError(
             f"{Path(path, table)}: no {split}-*.parquet shard; rebuild the folder with `recllmsim build`"
         )
+    total = re.search(r"-of-(\d{5})\.parquet$", paths[0].name)
+    expected = [f"{split}-{i:05d}-of-{total[1]}.parquet" for i in range(int(total[1]))] if total else []
+    for p in paths:
+        if p.name not in expected:
+            raise InputError(
+                f"{p}: a shard that does not belong to the {split} split of {table} (expected "
+                f"{', '.join(expected[:3]) or f'{split}-NNNNN-of-NNNNN.parquet'}), but got {p.name!r}; "
+                "remove the stray file"
+            )
+    if len(paths) != len(expected):
+        missing = sorted(set(expected) - {p.name for p in paths})[0]
+        raise InputError(f"{Path(path, table)}: shard {missing} is missing; rebuild the folder")
     return paths
 
 
@@ -127,6 +153,13 @@ def _table1(path: Path) -> dict:
 
 
 def _quality(path: Path) -> tuple[dict, dict]:
+    metrics = {m: name for m, (name, _) in RATING_METRICS.items()}
+    if not has_table(path, "quality_scores"):  # nothing rated: empty table, zero counts
+        zero = {
+            m: {"name": n, "counts": {str(s): 0 for s in range(t + 1)}}
+            for m, (n, t) in RATING_METRICS.items()
+        }
+        return {"metrics": metrics, "rows": []}, zero
     tasks = class_names(path, "quality_scores", "task")
     table = read_table(path, "quality_scores").to_pydict()
     rows = []
@@ -157,6 +190,8 @@ def _quality(path: Path) -> tuple[dict, dict]:
 
 
 def _table3(path: Path) -> dict:
+    if not has_table(path, "intent_utterances"):
+        return {"splits": [], "labels": {}}
     labels = class_names(path, "intent_utterances", "label")
     splits, total = [], Counter()
     for split in intent_splits(path):
@@ -176,6 +211,8 @@ def _table3(path: Path) -> dict:
 
 
 def _hallucinations(path: Path) -> dict:
+    if not has_table(path, "hallucinations"):
+        return {"count": 0, "annotated_replies": 0}
     flags = read_table(path, "hallucinations", columns=["hallucination"]).column("hallucination").to_pylist()
     return {"count": sum(1 for f in flags if f), "annotated_replies": len(flags)}
 
@@ -297,10 +334,12 @@ def run_stats(
 ) -> dict:
     """:func:`compute_stats`, plus the figures written into ``plots`` (listed under ``"figures"``),
     ``width`` ``"column"`` (3.3 in) or ``"page"`` (6.9 in) wide."""
-    if plots is not None:
+    if plots is not None:  # refuse a bad width or a folder the figures may not go to before the work
         from recllmsim_hf.analysis.figure_style import check_width
+        from recllmsim_hf.safety import claim_output
 
-        check_width(width)  # before the work, not after it
+        check_width(width)
+        claim_output(plots, "figures", flag="--plots")
     result = compute_stats(path, top_phrases)
     if plots is not None:
         from recllmsim_hf.analysis.figures import write_figures

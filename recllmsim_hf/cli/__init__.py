@@ -55,7 +55,10 @@ def build(
         "--source",
         help="Release folder, .zip/.tar.gz, URL, or corpus folder [default: the pinned release]",
     ),
-    out: Path = typer.Option(Path("recllmsim"), "--out", help="Output folder (replaced atomically)."),
+    # str, not Path: typer would turn an empty --out into "." (the current folder)
+    out: str = typer.Option(
+        "recllmsim", "--out", help="Output folder: new, empty, or an earlier build (replaced atomically)."
+    ),
     seed: int = typer.Option(42, "--seed", help="Seed of the train/validation/test split."),
     split_by: SplitBy = typer.Option(
         SplitBy.utterance, "--split-by", help="Split unit of the intent config."
@@ -156,27 +159,80 @@ def command():
 
 
 def main() -> None:
-    """Console-script entry: run the app; project errors and bad flags become one line."""
+    """Console-script entry: run the app; project errors, OS errors and bad flags become one line.
+
+    This is the one error boundary: an OSError or sqlite3 error from anywhere below becomes a
+    :class:`~recllmsim_hf.errors.StorageError` naming the path and the cause, and every line
+    printed here is redacted (URL credentials, key-like values).
+    """
+    import sqlite3
+
+    from recllmsim_hf.errors import from_os_error
+
     cli = command()
     try:
+        _register_subcommands()  # inside: a Ctrl-C during the imports is an interrupt like any other
         # without standalone mode, a command's typer.Exit(code) comes back as the return value
         code = cli(standalone_mode=False)
     except RecLLMSimError as e:
-        typer.echo(f"recllmsim: error: {e}", err=True)
-        sys.exit(e.exit_code)
+        _fail(str(e), e.exit_code)
+    except (OSError, sqlite3.Error) as e:
+        error = from_os_error(e)
+        _fail(str(error), error.exit_code)
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except typer.Abort:
         code = 130
-
     except typer.TyperException as e:  # bad flags and arguments (click's UsageError family)
-        typer.echo(f"recllmsim: error: {e.format_message()} (see --help)", err=True)
-        sys.exit(e.exit_code)
+        _fail(f"{e.format_message()}{_bad_value(e)} (see --help)", e.exit_code)
     except KeyboardInterrupt:
         code = 130
+    except RuntimeError as e:
+        # Ctrl-C while asyncio tears down can surface as "Event loop stopped before Future
+        # completed"; it is the interrupt, not a bug, when a KeyboardInterrupt caused it.
+        if not _caused_by_interrupt(e):
+            raise
+        code = 130
     if code == 130:  # Ctrl-C: typer turns it into a silent exit code; say what happened
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the exit short
         typer.echo("recllmsim: interrupted; run the same command again to resume", err=True)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, exit_code: int) -> None:
+    from recllmsim_hf.errors import redact
+
+    typer.echo(f"recllmsim: error: {redact(message)}", err=True)
+    sys.exit(exit_code)
+
+
+def _caused_by_interrupt(error: BaseException) -> bool:
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        error = error.__context__
+    return False
+
+
+def _bad_value(error: typer.TyperException) -> str:
+    """``, but got 'abc'`` for a flag whose value did not parse (click's message leaves it out)."""
+    opts = getattr(getattr(error, "param", None), "opts", None)  # typer vendors its own click
+    if not opts:
+        return ""
+    args, value = sys.argv[1:], None
+    for i, arg in enumerate(args):
+        for opt in opts:
+            if arg == opt and i + 1 < len(args):
+                value = args[i + 1]
+            elif arg.startswith(opt + "="):
+                value = arg[len(opt) + 1 :]
+    if value is None or repr(value) in error.format_message():
+        return ""
+    return f", but got {value!r}"
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ baseline_app = typer.Typer(
 def stats(
     folder: Path = typer.Argument(..., help="A folder written by `recllmsim build`."),
     json_out: bool = typer.Option(False, "--json", help="Print every number as JSON."),
-    plots: Path = typer.Option(
+    plots: str = typer.Option(
         None, "--plots", metavar="DIR", help="Also write the figures into DIR as PNG (300 dpi), PDF and SVG."
     ),
     width: FigureWidth = typer.Option(
@@ -55,16 +55,22 @@ def stats(
 
 
 def parse_seeds(text: str | None) -> list[int]:
-    """``"0-4"`` or ``"0,1,2"`` -> a list of ints; ``None`` -> ``[]``."""
-    if not text:
+    """``"0-4"`` or ``"0,1,2"`` -> a list of ints; ``None`` -> ``[]``; a range running backwards
+    (``4-0``), an empty list and a repeated seed are errors, never silently nothing."""
+    if text is None:
         return []
     seeds: list[int] = []
+    bad = InputError(f"--split-seeds: expected numbers like 0-4 or 0,1,2, but got {text!r}")
     try:
         for part in text.split(","):
             low, sep, high = part.strip().partition("-")
+            if sep and int(high) < int(low):
+                raise bad
             seeds.extend(range(int(low), int(high) + 1) if sep else [int(low)])
     except ValueError:
-        raise InputError(f"--split-seeds: expected numbers like 0-4 or 0,1,2, but got {text!r}") from None
+        raise bad from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise bad
     return seeds
 
 

@@ -31,8 +31,9 @@ from pathlib import Path
 
 from recllmsim_hf.dataset.card_settings import CardSettings
 from recllmsim_hf.dataset.configs import DEFAULT_SEED
-from recllmsim_hf.errors import InputError
+from recllmsim_hf.errors import naming
 from recllmsim_hf.features import SPLITS, TABLES
+from recllmsim_hf.safety import DIR_MODE, claim_output, files_under, write_marker
 
 
 def build_dataset(
@@ -47,47 +48,24 @@ def build_dataset(
     """Build all configs of ``source`` into ``out`` (the five synthetic ones, and the human-study
     ones when the source has them); returns a summary with split sizes.
 
-    ``card`` sets the card's name, title, license and citation (default: the source's own)."""
+    ``out`` must be missing, empty, or an earlier build (see :mod:`recllmsim_hf.safety`); it is
+    replaced only when the whole build succeeded. ``card`` sets the card's name, title, license
+    and citation (default: the source's own)."""
+    sources = [source] if source is not None and not is_url(source) else []
+    out = claim_output(out, "build", sources=sources)  # before the heavy imports: a refusal is quick
     import datasets
 
-    from recllmsim_hf.dataset.card import write_card
-    from recllmsim_hf.dataset.human_configs import human_tables
-    from recllmsim_hf.dataset.shards import write_configs
-    from recllmsim_hf.sources.staging import stage_source
-
-    out = Path(out).resolve()
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: exists and is not a folder; pass a folder path")
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    os.chmod(work, DIR_MODE)  # mkdtemp's 0700 would become the build's mode
     datasets.disable_progress_bars()
     collecting = gc.isenabled()
     try:
         # A build holds the parsed corpus (millions of small dicts, no reference cycles) while
         # it writes; the cycle collector would walk all of it again and again for nothing.
         gc.disable()
-        staged = stage_source(source, work / "_staged", progress=progress)
-        infos, provenance = write_configs(
-            staged,
-            work,
-            [*TABLES, *human_tables(staged)],
-            seed=seed,
-            split_by=split_by,
-            cache_dir=work / "_cache",
-            progress=progress,
-        )
-        summary = {"out": str(out), "source": _describe_source(source), "seed": seed, "split_by": split_by}
-        summary["configs"] = {}
-        for table, info in infos.items():
-            for split in [s for s, split_info in info.splits.items() if split_info.num_examples == 0]:
-                del info.splits[split]  # not shipped, so not announced either
-            summary["configs"][table] = {
-                s: info.splits[s].num_examples for s in SPLITS[table] if s in info.splits
-            }
-        write_card(work, staged, infos, summary, card, provenance)
-        for scratch in ("_staged", "_cache", "_prepared"):
-            shutil.rmtree(work / scratch, ignore_errors=True)
-        _swap_into_place(work, out)
+        with naming(out):  # a disk-full error deep in pyarrow names no file: it was writing OUT
+            summary = _build(source, out, work, seed, split_by, progress, sources, card)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -97,19 +75,59 @@ def build_dataset(
     return summary
 
 
+def _build(
+    source, out: Path, work: Path, seed: int, split_by: str, progress: bool, sources: list, card
+) -> dict:
+    from recllmsim_hf.dataset.card import write_card
+    from recllmsim_hf.dataset.human_configs import human_tables
+    from recllmsim_hf.dataset.shards import write_configs
+    from recllmsim_hf.sources.staging import stage_source
+
+    staged = stage_source(source, work / "_staged", progress=progress)
+    infos, provenance = write_configs(
+        staged,
+        work,
+        [*TABLES, *human_tables(staged)],
+        seed=seed,
+        split_by=split_by,
+        cache_dir=work / "_cache",
+        progress=progress,
+    )
+    summary = {"out": str(out), "source": _describe_source(source), "seed": seed, "split_by": split_by}
+    summary["configs"] = {}
+    for table, info in infos.items():
+        for split in [s for s, split_info in info.splits.items() if split_info.num_examples == 0]:
+            del info.splits[split]  # not shipped, so not announced either
+        summary["configs"][table] = {
+            s: info.splits[s].num_examples for s in SPLITS[table] if s in info.splits
+        }
+    write_card(work, staged, infos, summary, card, provenance)
+    for scratch in ("_staged", "_cache", "_prepared"):
+        shutil.rmtree(work / scratch, ignore_errors=True)
+    origin = str(Path(source).resolve()) if sources else summary["source"]
+    write_marker(work, "build", files_under(work), source=origin)
+    claim_output(out, "build", sources=sources)  # again: the folder may have changed meanwhile
+    _swap_into_place(work, out)
+    return summary
+
+
 def _swap_into_place(work: Path, out: Path) -> None:
     """Replace ``out`` by ``work``; the old folder is removed only after the new one is in place."""
     if not out.exists():
         os.replace(work, out)
         return
     old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-    os.replace(out, old / out.name)
+    os.replace(out, old / out.name)  # only a folder `claim_output` accepted: empty or an earlier build
     try:
         os.replace(work, out)
     except BaseException:
         os.replace(old / out.name, out)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def is_url(source) -> bool:
+    return "://" in os.fspath(source)
 
 
 def _describe_source(source) -> str:

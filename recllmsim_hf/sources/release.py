@@ -31,6 +31,7 @@ Ids are derived: ``conversation_id`` is ``<folder_slug>-<n>`` (``recipe_planning
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -88,14 +89,57 @@ def scenario_id_for(task: str, round_: int, context_id: int) -> str:
     return f"{slug(task)}-{context_id}" if round_ == 1 else f"{slug(task)}-r{round_}-{context_id}"
 
 
-def release_files(root: Path) -> list[Path]:
-    """The conversation files under ``root`` (the folder holding the task folders), in a
-    fixed order: task folder name, then the file number."""
+# One release file is a few kB (the largest of the release: 0.1 MB); parsing takes ~10x its size.
+MAX_FILE_BYTES = 32 * 1024 * 1024
+_FILE_NAME = re.compile(r"^(0|[1-9][0-9]*)\.json$")
 
-    def key(p: Path) -> tuple[str, int, str]:
-        return (p.parent.name, int(p.stem) if p.stem.isdigit() else -1, p.stem)
 
-    return sorted((p for p in root.glob("*/*.json") if p.is_file()), key=key)
+def release_files(root: Path, problems: list[Problem] | None = None) -> list[Path]:
+    """The conversation files under ``root`` (the folder holding the task folders), in a fixed
+    order: task folder name, then the file number.
+
+    The decision for everything else (with ``problems`` given, each is a problem there, so
+    ``validate`` lists it and ``build`` refuses; without, it is skipped): a folder that is not one of
+    the release's task folders (:data:`TASK_ROUNDS`), a name in a task folder that is not ``<n>.json``
+    (``3 (copy).json``, ``notes.txt``), a folder or a broken or looping symbolic link named like a
+    file, and a folder or file that cannot be read. Hidden names (``.DS_Store``, ``.git``) and plain
+    files beside the task folders (``README.md``) are not part of the release and are passed over.
+    """
+    found: list[tuple[str, int, Path]] = []
+    report = problems.append if problems is not None else (lambda p: None)
+    for folder in sorted(_entries(root)):
+        path = root / folder
+        if folder.startswith(".") or not path.is_dir():
+            continue
+        if folder not in TASK_ROUNDS:
+            report(
+                Problem(f"{folder}/", "", folder, f"unknown task folder, must be one of {list(TASK_ROUNDS)}")
+            )
+            continue
+        try:
+            names = _entries(path)
+        except OSError as e:
+            report(Problem(f"{folder}/", "", e.strerror, "cannot read the task folder"))
+            continue
+        for name in names:
+            if name.startswith("."):
+                continue
+            rel, file = f"{folder}/{name}", path / name
+            if not _FILE_NAME.match(name):
+                report(
+                    Problem(rel, "", name, "not a conversation file name: must be <n>.json (e.g. 12.json)")
+                )
+            elif not file.is_file():
+                why = "a folder" if file.is_dir() else "a broken or looping symbolic link"
+                report(Problem(rel, "", why, "expected a conversation file"))
+            else:
+                found.append((folder, int(name[:-5]), file))
+    return [file for _, _, file in sorted(found)]
+
+
+def _entries(folder: Path) -> list[str]:
+    with os.scandir(folder) as it:  # raises on an unreadable folder, unlike glob
+        return [e.name for e in it]
 
 
 class ParsedFile:
@@ -201,7 +245,26 @@ def parse_file(path: Path, rel: str, problems: list[Problem]) -> ParsedFile | No
     """Map one release file; problems are appended to ``problems`` and None returned if any."""
     before = len(problems)
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            problems.append(
+                Problem(
+                    rel,
+                    "",
+                    f"{size / 2**20:,.1f} MB",
+                    f"larger than a release file may be ({MAX_FILE_BYTES // 2**20} MB; real ones are < 1 MB)",
+                )
+            )
+            return None
         data = loads(path.read_bytes())
+    except OSError as e:
+        problems.append(Problem(rel, "", e.strerror, "cannot read the file"))
+        return None
+    except RecursionError:
+        problems.append(
+            Problem(rel, "", "deeply nested lists or objects", "nested too deeply to be a release file")
+        )
+        return None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         if isinstance(e, json.JSONDecodeError):  # show where, and the text just before the break
             message, near = (
@@ -295,7 +358,8 @@ class ReleaseReader:
     def __init__(self, root: Path, problems: list[Problem] | None = None):
         self.root = Path(root)
         self.problems = problems
-        self.files = release_files(self.root)
+        self._listing: list[Problem] = []
+        self.files = release_files(self.root, self._listing)
 
     def conversations(self) -> Iterator[Conversation]:
         """Yield every good conversation; afterwards ``profiles`` and ``scenarios`` are filled.
@@ -304,6 +368,8 @@ class ReleaseReader:
         after all files were read, listing every problem.
         """
         problems: list[Problem] = [] if self.problems is None else self.problems
+        problems.extend(self._listing)
+        ids: set[str] = set()
         profiles: dict[str, Profile] = {}
         scenarios: dict[str, Scenario] = {}
         zh: dict[tuple[str, str], Counter] = {}
@@ -312,6 +378,11 @@ class ReleaseReader:
             parsed = parse_file(path, rel, problems)
             if parsed is None:
                 continue
+            ident = parsed.conversation.conversation_id
+            if ident in ids:  # two folder names with one slug
+                problems.append(Problem(rel, "conversation_id", ident, "duplicate id (another file has it)"))
+                continue
+            ids.add(ident)
             for kind, record, into, key in (
                 ("profile", parsed.profile, profiles, "preference"),
                 ("scenario", parsed.scenario, scenarios, "task_context"),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 from pathlib import Path
 
@@ -45,6 +46,13 @@ def is_corpus(source: str | os.PathLike | None) -> bool:
 
 
 def _release_root(source, progress: bool) -> Path:
+    from recllmsim_hf.safety import is_corpus_folder
+
+    if source is not None and Path(source).is_dir() and is_corpus_folder(Path(source)):
+        raise InputError(
+            f"{source}: a corpus folder without {CONVERSATIONS} (nothing to build or check yet); "
+            f"generate them first: `recllmsim generate conversations -n 100 --out {shlex.quote(str(source))}`"
+        )
     from recllmsim_hf.sources.download import DEFAULT_RELEASE_URL, RELEASE_FILE_COUNT, resolve_release
 
     # Only the pinned archive has a known content; a user's own copy, fork or subset may differ.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 
 import pytest
@@ -10,6 +11,7 @@ from recllmsim_hf.analysis import figures
 from recllmsim_hf.analysis.figure_style import OKABE_ITO, WIDTHS, figure_context
 from recllmsim_hf.analysis.stats import compute_stats
 from recllmsim_hf.errors import InputError
+from recllmsim_hf.safety import MARKER
 
 TASKS = ["travel planning", "skills learning planning", "recipe planning", "preparing gifts"]
 
@@ -99,6 +101,9 @@ def test_write_figures_png_pdf_svg_byte_stable(release_stats, tmp_path):
     ]  # fmt: skip
     for a, b in zip(first, second, strict=True):
         assert a.read_bytes() == b.read_bytes(), a.name
+    # the output marker lists every file written: a rerun may replace exactly these
+    marker = json.loads((tmp_path / "a" / MARKER).read_text())
+    assert marker["kind"] == "figures" and marker["files"] == sorted(p.name for p in first)
     png = first[0].read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and round(_png_dpi(png)) == 300
     assert struct.unpack(">I", png[16:20])[0] == 990  # 3.3 in at 300 dpi

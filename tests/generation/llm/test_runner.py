@@ -130,14 +130,20 @@ def test_check_fails_fast_on_an_unreachable_endpoint():
     sock.close()  # nothing listens there now
     eps = endpoints_from_options(f"http://127.0.0.1:{port}/v1", KEY, "gpt-4o-mini", environ={})
 
-    async def go():
+    async def go(roles=None):
         r = LLMRunner(eps, timeout=2)
         try:
-            await r.check()
+            await r.check(roles)
         finally:
             await r.close()
 
-    with pytest.raises(ServiceError, match=rf"127.0.0.1:{port}/v1 \(annotator role\): cannot connect"):
+    # the roles a command uses are named, with the real cause and the time it took
+    cause = r"cannot connect \(connection refused, after \d+\.\d\d s\)"
+    with pytest.raises(ServiceError, match=rf"{port}/v1 \(simulator and assistant roles\): {cause}"):
+        asyncio.run(go(("simulator", "assistant")))
+    with pytest.raises(ServiceError, match=rf"/v1 \(profile role\): {cause}"):
+        asyncio.run(go(("profile",)))
+    with pytest.raises(ServiceError, match=r"/v1 \(annotator, assistant, profile and simulator roles\)"):
         asyncio.run(go())
 
 

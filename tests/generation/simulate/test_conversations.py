@@ -240,7 +240,8 @@ def test_profiles_file_is_copied_in_and_must_not_change(tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"n": -3}, InputError, r"^-n: must be 0 or more, but got -3$"),
+        ({"n": -3}, InputError, r"^-n: must be at least 1, but got -3$"),
+        ({"n": 0}, InputError, r"^-n: must be at least 1, but got 0$"),
         ({"settings": Settings(max_turns=0)}, InputError, r"^--max-turns: must be at least 1, but got 0$"),
         ({"tasks": ["cooking"]}, InputError, r"^--tasks: unknown task 'cooking'"),
         (
