@@ -280,3 +280,25 @@ def test_a_second_writer_is_refused(corpus, tmp_path):
             run("generate", "conversations", "-n", 13, "--out", corpus, "--base-url", "http://x/v1"), 2
         )
     assert "another `recllmsim generate` is writing this corpus" in line
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (
+            "chat_template_kwargs={bad",
+            "--param: chat_template_kwargs: not valid JSON (Expecting property name",
+        ),
+        ('stop=["END"', "--param: stop: not valid JSON (Expecting ',' delimiter"),
+        ('assistant:stop="END', "--param: stop: not valid JSON (Unterminated string"),
+    ],
+)
+def test_param_that_starts_like_json_must_be_json(server, tmp_path, value, message):
+    before = server.count
+    out = tmp_path / "corpus"
+    result = run(
+        "generate", "profiles", "-n", 2, "--out", out, "--base-url", server.base_url, "--param", value, "-q"
+    )
+    line = one_line_error(result, 2)
+    assert line.startswith(f"recllmsim: error: {message}") and repr(value.partition("=")[2]) in line
+    assert server.count == before  # nothing was sent
