@@ -165,3 +165,21 @@ def test_bad_card_flags_are_one_line_and_build_nothing(tmp_path, flags, message)
     assert result.returncode == 2
     assert result.stderr.startswith(f"recllmsim: error: {message}") and result.stderr.count("\n") == 1
     assert not (tmp_path / "ds").exists() and result.stdout == ""
+
+
+def test_a_folder_of_only_the_human_studies_is_not_read_as_task_folders(tmp_path):
+    import shutil
+
+    from human_fixture import make_full_release
+
+    root = make_full_release(tmp_path / "rel")
+    shutil.rmtree(root / "LLM_agent_user")  # left: real_human_user/, human_exp_V2/, user_profiling/
+    for args in (["validate", str(root)], ["build", "--source", str(root), "--out", "ds", "-q"]):
+        result = run(*args, cwd=tmp_path)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert result.stderr == (
+            f"recllmsim: error: {root}: not a RecLLMSim release (no LLM_agent_user/<task>/<n>.json nor "
+            "<task>/<n>.json — it holds real_human_user/, human_exp_V2/, user_profiling/ but no "
+            "LLM_agent_user/); pass the repository folder, its LLM_agent_user/ folder or its archive\n"
+        )
+    assert not (tmp_path / "ds").exists()
