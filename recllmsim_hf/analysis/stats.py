@@ -296,9 +296,10 @@ def run_stats(
     """:func:`compute_stats`, plus the figures written into ``plots`` (listed under ``"figures"``),
     ``width`` ``"column"`` (3.3 in) or ``"page"`` (6.9 in) wide."""
     if plots is not None:
-        from recllmsim_hf.analysis.figure_style import check_width
+        from recllmsim_hf.analysis.figure_style import check_figure_top, check_width
 
         check_width(width)  # before the work, not after it
+        check_figure_top(top_phrases)
     result = compute_stats(path, top_phrases)
     if plots is not None:
         from recllmsim_hf.analysis.figures import write_figures
