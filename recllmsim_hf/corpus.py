@@ -145,14 +145,27 @@ def read_jsonl(path: str | os.PathLike, model: type[M], problems: list[Problem] 
     """
     path = Path(path)
     try:
-        f = open(path, encoding="utf-8")
+        f = open(path, "rb")  # decoded line by line: a bad byte is a problem of its line
     except OSError as e:
         raise InputError(f"{path}: cannot read ({e.strerror}); check the path") from None
     with f:
-        for lineno, line in enumerate(f, start=1):
+        for lineno, raw in enumerate(f, start=1):
+            where = f"{path}:{lineno}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                bad = Problem(
+                    where,
+                    "",
+                    raw[:60].decode("utf-8", "replace").rstrip("\n"),
+                    f"not UTF-8 (byte {raw[e.start]:#04x} at offset {e.start})",
+                )
+                if problems is None:
+                    raise ValidationFailed([bad]) from None
+                problems.append(bad)
+                continue
             if not line.strip():
                 continue
-            where = f"{path}:{lineno}"
             try:
                 data = json.loads(line)
             except json.JSONDecodeError as e:

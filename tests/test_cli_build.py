@@ -183,3 +183,23 @@ def test_a_folder_of_only_the_human_studies_is_not_read_as_task_folders(tmp_path
             "LLM_agent_user/); pass the repository folder, its LLM_agent_user/ folder or its archive\n"
         )
     assert not (tmp_path / "ds").exists()
+
+
+def test_a_corpus_line_that_is_not_utf8_is_one_problem_and_build_keeps_the_previous_output(tmp_path):
+    from tiny_corpus import write_tiny_corpus
+
+    corpus = write_tiny_corpus(tmp_path / "corpus")
+    assert run("build", "--source", str(corpus), "--out", "ds", "-q", cwd=tmp_path).returncode == 0
+    before = {p: p.read_bytes() for p in (tmp_path / "ds").rglob("*") if p.is_file()}
+    with open(corpus / "conversations.jsonl", "ab") as f:
+        f.write('{"conversation_id": "caf\u00e9"}\n'.encode("latin-1"))
+    expected = (
+        f"{corpus}/conversations.jsonl:6: not UTF-8 (byte 0xe9 at offset 24), "
+        'but got \'{"conversation_id": "caf\ufffd"}\''
+    )
+    result = run("validate", str(corpus), cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout.splitlines()[0] == expected, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    result = run("build", "--source", str(corpus), "--out", "ds", "-q", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr == f"recllmsim: error: {expected}\n"
+    assert {p: p.read_bytes() for p in (tmp_path / "ds").rglob("*") if p.is_file()} == before
