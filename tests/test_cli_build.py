@@ -150,6 +150,10 @@ def test_build_card_flags(tmp_path):
         (["--name", "a/b"], "--name: must be letters, digits"),
         (["--citation", "missing.bib"], "--citation missing.bib: no such file; pass a BibTeX file"),
         (["--citation", "a-folder"], "--citation a-folder: is a folder; pass a BibTeX file"),
+        (
+            ["--citation", "fence.bib"],
+            "--citation fence.bib: holds ``` (a Markdown fence); pass a BibTeX file",
+        ),
         (["--citation", "latin1.bib"], "--citation latin1.bib: not UTF-8 text (byte 0xe9 at offset 20)"),
         (
             ["--pretty-name", "Two\nlines"],
@@ -160,6 +164,7 @@ def test_build_card_flags(tmp_path):
 def test_bad_card_flags_are_one_line_and_build_nothing(tmp_path, flags, message):
     src = make_release(tmp_path / "rel")
     (tmp_path / "a-folder").mkdir()
+    (tmp_path / "fence.bib").write_text("@misc{x}\n```\n# Not a citation\n")
     (tmp_path / "latin1.bib").write_bytes("@misc{x, author={Ren\u00e9}}\n".encode("latin-1"))
     result = run("build", "--source", str(src), "--out", "ds", "-q", *flags, cwd=tmp_path)
     assert result.returncode == 2

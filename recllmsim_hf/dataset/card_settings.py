@@ -92,6 +92,8 @@ class CardSettings:
                 ) from None
             if not text.strip():
                 raise InputError(f"--citation {citation}: the file is empty; pass a BibTeX file")
+            if "```" in text:  # it is shown in a ```bibtex block: a fence would end it early
+                raise InputError(f"--citation {citation}: holds ``` (a Markdown fence); pass a BibTeX file")
         return cls(name=name, pretty_name=pretty_name, license=license, citation=text)
 
 
