@@ -158,15 +158,29 @@ def read_jsonl(path: str | os.PathLike, model: type[M], problems: list[Problem] 
     """
     path = Path(path)
     try:
-        f = open(path, encoding="utf-8")
+        f = open(path, "rb")  # decoded line by line: a bad byte is a problem of its line
     except OSError as e:
         raise InputError(f"{path}: cannot read ({e.strerror}); check the path") from None
     with f:
-        for lineno, line in enumerate(f, start=1):
+        for lineno, raw in enumerate(f, start=1):
+            where = f"{path}:{lineno}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                bad = Problem(
+                    where,
+                    "",
+                    raw[:60].decode("utf-8", "replace").rstrip("\n"),
+                    f"not UTF-8 (byte {raw[e.start]:#04x} at offset {e.start})",
+                )
+                if problems is None:
+                    raise ValidationFailed([bad]) from None
+                problems.append(bad)
+                continue
             if not line.strip():
                 continue
             try:  # pydantic's own parser, about twice as fast as json.loads + model_validate
-                record = model.model_validate_json(line)
+                record = model.model_validate_json(line, strict=True)
             except ValidationError:
                 record = None  # the way below names the problem
             if record is not None:

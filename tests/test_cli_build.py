@@ -149,11 +149,62 @@ def test_build_card_flags(tmp_path):
         (["--license", "Apache 2.0"], "--license: must be a Hub license id in lower case"),
         (["--name", "a/b"], "--name: must be letters, digits"),
         (["--citation", "missing.bib"], "--citation missing.bib: no such file; pass a BibTeX file"),
+        (["--citation", "a-folder"], "--citation a-folder: is a folder; pass a BibTeX file"),
+        (
+            ["--citation", "fence.bib"],
+            "--citation fence.bib: holds ``` (a Markdown fence); pass a BibTeX file",
+        ),
+        (["--citation", "latin1.bib"], "--citation latin1.bib: not UTF-8 text (byte 0xe9 at offset 20)"),
+        (
+            ["--pretty-name", "Two\nlines"],
+            "--pretty-name: must be one line of printable text (the card's title), but got 'Two\\nlines'",
+        ),
     ],
 )
 def test_bad_card_flags_are_one_line_and_build_nothing(tmp_path, flags, message):
     src = make_release(tmp_path / "rel")
+    (tmp_path / "a-folder").mkdir()
+    (tmp_path / "fence.bib").write_text("@misc{x}\n```\n# Not a citation\n")
+    (tmp_path / "latin1.bib").write_bytes("@misc{x, author={Ren\u00e9}}\n".encode("latin-1"))
     result = run("build", "--source", str(src), "--out", "ds", "-q", *flags, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith(f"recllmsim: error: {message}") and result.stderr.count("\n") == 1
     assert not (tmp_path / "ds").exists() and result.stdout == ""
+
+
+def test_a_folder_of_only_the_human_studies_is_not_read_as_task_folders(tmp_path):
+    import shutil
+
+    from human_fixture import make_full_release
+
+    root = make_full_release(tmp_path / "rel")
+    shutil.rmtree(root / "LLM_agent_user")  # left: real_human_user/, human_exp_V2/, user_profiling/
+    for args in (["validate", str(root)], ["build", "--source", str(root), "--out", "ds", "-q"]):
+        result = run(*args, cwd=tmp_path)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert result.stderr == (
+            f"recllmsim: error: {root}: not a RecLLMSim release (no LLM_agent_user/<task>/<n>.json nor "
+            "<task>/<n>.json — it holds real_human_user/, human_exp_V2/, user_profiling/ but no "
+            "LLM_agent_user/); pass the repository folder, its LLM_agent_user/ folder or its archive\n"
+        )
+    assert not (tmp_path / "ds").exists()
+
+
+def test_a_corpus_line_that_is_not_utf8_is_one_problem_and_build_keeps_the_previous_output(tmp_path):
+    from tiny_corpus import write_tiny_corpus
+
+    corpus = write_tiny_corpus(tmp_path / "corpus")
+    assert run("build", "--source", str(corpus), "--out", "ds", "-q", cwd=tmp_path).returncode == 0
+    before = {p: p.read_bytes() for p in (tmp_path / "ds").rglob("*") if p.is_file()}
+    with open(corpus / "conversations.jsonl", "ab") as f:
+        f.write('{"conversation_id": "caf\u00e9"}\n'.encode("latin-1"))
+    expected = (
+        f"{corpus}/conversations.jsonl:6: not UTF-8 (byte 0xe9 at offset 24), "
+        'but got \'{"conversation_id": "caf\ufffd"}\''
+    )
+    result = run("validate", str(corpus), cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout.splitlines()[0] == expected, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    result = run("build", "--source", str(corpus), "--out", "ds", "-q", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr == f"recllmsim: error: {expected}\n"
+    assert {p: p.read_bytes() for p in (tmp_path / "ds").rglob("*") if p.is_file()} == before

@@ -280,3 +280,54 @@ def test_a_second_writer_is_refused(corpus, tmp_path):
             run("generate", "conversations", "-n", 13, "--out", corpus, "--base-url", "http://x/v1"), 2
         )
     assert "another `recllmsim generate` is writing this corpus" in line
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (
+            "chat_template_kwargs={bad",
+            "--param: chat_template_kwargs: not valid JSON (Expecting property name",
+        ),
+        ('stop=["END"', "--param: stop: not valid JSON (Expecting ',' delimiter"),
+        ('assistant:stop="END', "--param: stop: not valid JSON (Unterminated string"),
+    ],
+)
+def test_param_that_starts_like_json_must_be_json(server, tmp_path, value, message):
+    before = server.count
+    out = tmp_path / "corpus"
+    result = run(
+        "generate", "profiles", "-n", 2, "--out", out, "--base-url", server.base_url, "--param", value, "-q"
+    )
+    line = one_line_error(result, 2)
+    assert line.startswith(f"recllmsim: error: {message}") and repr(value.partition("=")[2]) in line
+    assert server.count == before  # nothing was sent
+
+
+@pytest.mark.parametrize(
+    "flag, content, message",
+    [
+        ("--model-rules", b"rules: 5\n", "rules.yaml: rules: must be a list of rules, but got 5"),
+        (
+            "--model-rules",
+            b"rules: {match: x}\n",
+            "rules.yaml: rules: must be a list of rules, but got {'match': 'x'}",
+        ),
+        ("--model-rules", b"\xff\xfe rules: []\n", "rules.yaml: not UTF-8 text (byte 0xff at offset 0)"),
+        (
+            "--prices",
+            b"models:\n  m: {input: 1, output: 2}  # caf\xe9\n",
+            "rules.yaml: not UTF-8 text (byte 0xe9 at offset",
+        ),
+    ],
+)
+def test_rules_and_price_files_that_are_not_a_list_or_not_utf8(server, tmp_path, flag, content, message):
+    (tmp_path / "rules.yaml").write_bytes(content)
+    before = server.count
+    out = tmp_path / "corpus"
+    result = run(
+        "generate", "profiles", "-n", 2, "--out", out, "--base-url", server.base_url, flag, "rules.yaml",
+        "-q", cwd=tmp_path,
+    )  # fmt: skip
+    assert one_line_error(result, 2).startswith(f"recllmsim: error: {message}")
+    assert server.count == before  # nothing was sent

@@ -4,9 +4,10 @@
 one role's calls): ``--param top_k=40``, ``--param assistant:repetition_penalty=1.1``,
 ``--param 'chat_template_kwargs={"enable_thinking": false}'``. VALUE is read as JSON
 (numbers, booleans, null, lists, objects, quoted strings); a VALUE that is not JSON is taken
-as a plain string (``--param reasoning_effort=low``). A role's own values win over the
-unprefixed ones; the fields are laid over the body last, after the model's rule, so they
-can set anything (they are part of the cache key like every body field).
+as a plain string (``--param reasoning_effort=low``), unless it starts like JSON (``{``, ``[``,
+``"``): then it is an error, since a cut object sent as text would only fail at the server.
+A role's own values win over the unprefixed ones; the fields are laid over the body last,
+after the model's rule, so they can set anything (they are part of the cache key like every body field).
 
 ``--api-key-env NAME`` reads the key from the environment variable NAME (for every role, or
 one with ``ROLE:NAME``), so that a key meant for one server is never sent to another.
@@ -53,7 +54,9 @@ def parse_params(values: list[str] | None, roles: tuple[str, ...]) -> dict[str, 
             raise InputError(f"--param: {key!r} cannot be set with --param (use --model), in {text!r}")
         try:
             value = json.loads(raw)
-        except ValueError:
+        except ValueError as e:
+            if raw.lstrip()[:1] in ("{", "[", '"'):  # meant as JSON: sending the text would hide the typo
+                raise InputError(f"--param: {key}: not valid JSON ({e}), but got {raw!r}") from None
             value = raw
         (own[role] if role else common)[key] = value
     return {role: {**common, **own[role]} for role in roles}

@@ -92,6 +92,10 @@ def _read(path: Path) -> tuple[dict[str, Price], str | None]:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise InputError(f"{path}: cannot read the price table ({e.strerror}); check --prices") from None
+    except UnicodeDecodeError as e:
+        raise InputError(
+            f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})"
+        ) from None
     except yaml.YAMLError as e:
         raise InputError(
             f"{path}: not valid YAML/JSON ({str(e).splitlines()[0]}); fix the price table"

@@ -76,6 +76,8 @@ class ModelRules:
             unknown = sorted(set(extra) - {"rules"})
             if unknown:
                 raise InputError(f"{path}: unknown key {unknown[0]!r}; a rules file holds `rules:` only")
+            if not isinstance(extra.get("rules") or [], list):
+                raise InputError(f"{path}: rules: must be a list of rules, but got {extra['rules']!r}")
             for i, r in enumerate(extra.get("rules") or []):
                 rule = _rule(Path(path), f"rules[{i}]", r)
                 if not rule.match:
@@ -127,6 +129,10 @@ def _read(path: Path) -> dict:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise InputError(f"{path}: cannot read the model rules ({e.strerror}); check --model-rules") from None
+    except UnicodeDecodeError as e:
+        raise InputError(
+            f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})"
+        ) from None
     except yaml.YAMLError as e:
         first = str(e).splitlines()[0]
         raise InputError(f"{path}: not valid YAML/JSON ({first}); fix the rules file") from None

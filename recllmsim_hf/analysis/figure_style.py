@@ -28,6 +28,8 @@ from recllmsim_hf.corpus import FILE_MODE
 
 WIDTHS: dict[str, float] = {"column": 3.3, "page": 6.9}  # inches
 DEFAULT_WIDTH = "page"
+# --top with --plots: one bar per phrase; 2,000 took 142 s and 1.3 GB, and more never finished
+MAX_FIGURE_PHRASES = 100
 FONT_PT = 7.0
 TITLE_PT = 8.0
 DPI = 300
@@ -79,6 +81,17 @@ def check_width(width: str) -> float:
     if width not in WIDTHS:
         raise InputError(f"--width: must be one of {list(WIDTHS)}, but got {width!r}")
     return WIDTHS[width]
+
+
+def check_figure_top(top: int) -> None:
+    """An InputError when ``--top`` asks a figure for more phrases per task than it can show."""
+    from recllmsim_hf.errors import InputError
+
+    if top > MAX_FIGURE_PHRASES:
+        raise InputError(
+            f"--top: a figure shows at most {MAX_FIGURE_PHRASES} phrases per task, but got {top}; "
+            "use --json without --plots for more"
+        )
 
 
 @contextlib.contextmanager

@@ -215,10 +215,11 @@ def run_all_stats(
     """What `recllmsim stats` reports: :func:`~recllmsim_hf.analysis.stats.run_stats` and, for a
     build with the human studies, ``"synthetic_vs_human"`` (its figure joins ``"figures"``)."""
     if plots is not None:  # refuse a folder the figures may not go to before the work, not after
-        from recllmsim_hf.analysis.figure_style import check_width
+        from recllmsim_hf.analysis.figure_style import check_figure_top, check_width
         from recllmsim_hf.safety import claim_output
 
         check_width(width)
+        check_figure_top(top_phrases)
         claim_output(plots, "figures", flag="--plots")
     result = run_stats(path, top_phrases=top_phrases)
     comparison = compare_studies(path)

@@ -334,11 +334,12 @@ def run_stats(
 ) -> dict:
     """:func:`compute_stats`, plus the figures written into ``plots`` (listed under ``"figures"``),
     ``width`` ``"column"`` (3.3 in) or ``"page"`` (6.9 in) wide."""
-    if plots is not None:  # refuse a bad width or a folder the figures may not go to before the work
-        from recllmsim_hf.analysis.figure_style import check_width
+    if plots is not None:  # refuse a bad width, --top or a folder the figures may not go to before the work
+        from recllmsim_hf.analysis.figure_style import check_figure_top, check_width
         from recllmsim_hf.safety import claim_output
 
         check_width(width)
+        check_figure_top(top_phrases)
         claim_output(plots, "figures", flag="--plots")
     result = compute_stats(path, top_phrases)
     if plots is not None:

@@ -61,6 +61,11 @@ class CardSettings:
             )
         if self.pretty_name is not None and not self.pretty_name.strip():
             raise InputError("--pretty-name: must not be empty, but got ''")
+        if self.pretty_name is not None and not self.pretty_name.isprintable():
+            raise InputError(
+                "--pretty-name: must be one line of printable text (the card's title), "
+                f"but got {self.pretty_name!r}"
+            )
         if self.license is not None and not _LICENSE.fullmatch(self.license):
             raise InputError(
                 "--license: must be a Hub license id in lower case (apache-2.0, mit, cc-by-4.0, other, "
@@ -74,11 +79,21 @@ class CardSettings:
         """The settings of the CLI flags; ``citation`` is a BibTeX file, read here."""
         text = None
         if citation is not None:
+            if Path(citation).is_dir():
+                raise InputError(f"--citation {citation}: is a folder; pass a BibTeX file")
             if not Path(citation).is_file():
                 raise InputError(f"--citation {citation}: no such file; pass a BibTeX file")
-            text = Path(citation).read_text(encoding="utf-8")
+            try:
+                text = Path(citation).read_bytes().decode("utf-8")
+            except UnicodeDecodeError as e:
+                where = f"byte {e.object[e.start]:#04x} at offset {e.start}"
+                raise InputError(
+                    f"--citation {citation}: not UTF-8 text ({where}); pass a BibTeX file"
+                ) from None
             if not text.strip():
                 raise InputError(f"--citation {citation}: the file is empty; pass a BibTeX file")
+            if "```" in text:  # it is shown in a ```bibtex block: a fence would end it early
+                raise InputError(f"--citation {citation}: holds ``` (a Markdown fence); pass a BibTeX file")
         return cls(name=name, pretty_name=pretty_name, license=license, citation=text)
 
 

@@ -38,7 +38,14 @@ from pathlib import Path
 
 from recllmsim_hf import __version__
 from recllmsim_hf.errors import InputError, RecLLMSimError, ServiceError
-from recllmsim_hf.sources.archive import CHUNK_BYTES, RELEASE_FOLDER, archive_kind, extract_release
+from recllmsim_hf.sources.archive import (
+    CHUNK_BYTES,
+    RELEASE_FOLDER,
+    STUDY_FOLDERS,
+    VOCABULARY_MEMBER,
+    archive_kind,
+    extract_release,
+)
 
 DEFAULT_RELEASE_URL = (
     "https://github.com/wzf2000/RecLLMSim/archive/d680f2f9d5b8caba6174b4deeef854ea4a8f4b20.zip"
@@ -134,7 +141,9 @@ def _task_counts(root: Path) -> dict[str, int]:
 def _find_release_root(folder: Path) -> Path:
     if (folder / RELEASE_FOLDER).is_dir():
         return folder / RELEASE_FOLDER
-    if _task_counts(folder):
+    # the companions of LLM_agent_user/ are never task folders (user_profiling/ holds one *.json)
+    companions = [name for name in (*STUDY_FOLDERS, VOCABULARY_MEMBER[0]) if (folder / name).is_dir()]
+    if set(_task_counts(folder)) - set(companions):
         return folder
     # e.g. a folder holding an unpacked archive: <folder>/RecLLMSim-<sha>/LLM_agent_user
     found = [p for pattern in ("*", "*/*") for p in sorted(folder.glob(f"{pattern}/{RELEASE_FOLDER}"))]
@@ -149,6 +158,11 @@ def _find_release_root(folder: Path) -> Path:
     raise InputError(
         f"{folder}: not a RecLLMSim release (no {RELEASE_FOLDER}/<task>/<n>.json nor <task>/<n>.json"
         + (" — this looks like one task folder" if single else "")
+        + (
+            f" — it holds {', '.join(f'{c}/' for c in companions)} but no {RELEASE_FOLDER}/"
+            if companions
+            else ""
+        )
         + f"); pass the repository folder, its {RELEASE_FOLDER}/ folder or its archive"
     )
 

@@ -210,3 +210,17 @@ def test_cli_bad_folder_is_one_line(tmp_path):
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and "no such folder" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_cli_stats_top_beyond_a_figure_is_refused_before_the_work(built_release, tmp_path):
+    plots = tmp_path / "plots"
+    out = run("stats", str(built_release), "--plots", str(plots), "--top", "101")
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr == (
+        "recllmsim: error: --top: a figure shows at most 100 phrases per task, but got 101; "
+        "use --json without --plots for more\n"
+    )
+    assert not plots.exists()
+    out = run("stats", str(built_release), "--json", "--top", "5000")  # without figures: any --top
+    assert out.returncode == 0, out.stderr
+    assert max(len(v) for v in json.loads(out.stdout)["preference_phrases"].values()) > 100
