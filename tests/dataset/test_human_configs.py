@@ -297,3 +297,20 @@ def test_the_five_configs_are_the_same_with_or_without_the_human_studies(tmp_pat
         for path in sorted((only / table).glob("*.parquet")):
             assert pq.read_table(path).equals(pq.read_table(full / table / path.name)), path
     assert sorted(p.name for p in only.iterdir() if p.is_dir()) == sorted(TABLES)
+
+
+def test_card_limitations_do_not_call_the_human_profiles_synthetic(tmp_path):
+    from release_fixture import make_release
+
+    full = Path(build_dataset(make_full_release(tmp_path / "full"), tmp_path / "a", progress=False)["out"])
+    only = Path(build_dataset(make_release(tmp_path / "only"), tmp_path / "b", progress=False)["out"])
+    with_people = (full / "README.md").read_text(encoding="utf-8").split("## Limitations")[1]
+    assert "- The users of the synthetic configs are simulated by an LLM;" in with_people
+    assert (
+        "(`human_profiles`, the `profile` of\n  `human_conversations`) describe real participants"
+        in with_people
+    )
+    assert "- Profiles are synthetic and contain no personal data" not in with_people
+    without = (only / "README.md").read_text(encoding="utf-8").split("## Limitations")[1]
+    assert "- Profiles are synthetic and contain no personal data" in without
+    assert "real participants" not in without and "\n\n## Citation" in without
