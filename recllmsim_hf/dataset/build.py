@@ -35,6 +35,7 @@ from recllmsim_hf.dataset.configs import DEFAULT_SEED
 from recllmsim_hf.errors import InputError
 from recllmsim_hf.features import SPLITS, TABLES
 
+_USAGE_MARK = "<!-- recllmsim:usage -->"  # in every card the build writes (card_settings.py)
 _SHARD = re.compile(
     r"-(?P<split>train|validation|test)(?:-\d{5}-(?P<shard>\d{5})-of-(?P<total>\d{5}))?\.parquet$"
 )
@@ -82,6 +83,7 @@ def build_dataset(
     out = Path(out).resolve()
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a folder; pass a folder path")
+    _check_replaceable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
     datasets.disable_progress_bars()
@@ -119,6 +121,29 @@ def build_dataset(
         shutil.rmtree(work, ignore_errors=True)
         raise
     return summary
+
+
+def _check_replaceable(out: Path) -> None:
+    """Refuse an existing ``out`` that is not empty and not an earlier build: replacing it would
+    delete files the toolkit did not write (``--out ~/data`` holding the release itself)."""
+    if not out.is_dir():
+        return
+    from recllmsim_hf.features import HUMAN_TABLES
+
+    ours = {"README.md", *TABLES, *HUMAN_TABLES}
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in ours)
+    card = out / "README.md"
+    if (
+        not foreign
+        and card.is_file()
+        and _USAGE_MARK not in card.read_text(encoding="utf-8", errors="replace")
+    ):
+        foreign = ["README.md"]
+    if foreign:
+        raise InputError(
+            f"--out {out}: holds {foreign[0]!r}, which `recllmsim build` did not write; a build replaces "
+            "the whole folder, so pass a new or empty folder, or one an earlier build wrote"
+        )
 
 
 def _swap_into_place(work: Path, out: Path) -> None:
