@@ -148,6 +148,9 @@ def _check_replaceable(out: Path) -> None:
 
 def _swap_into_place(work: Path, out: Path) -> None:
     """Replace ``out`` by ``work``; the old folder is removed only after the new one is in place."""
+    umask = os.umask(0)
+    os.umask(umask)
+    work.chmod(0o777 & ~umask)  # mkdtemp made it 0700; OUT gets the mode of any folder made here
     if not out.exists():
         os.replace(work, out)
         return

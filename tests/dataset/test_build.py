@@ -152,6 +152,15 @@ def test_a_folder_the_build_did_not_write_is_never_replaced(tmp_path):
     assert (tmp_path / "empty" / "conversations").is_dir()
 
 
+def test_out_folder_gets_the_umask_mode_not_0700(tmp_path):
+    old = os.umask(0o022)
+    try:
+        build_dataset(make_release(tmp_path / "rel"), tmp_path / "out", progress=False)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out").stat().st_mode & 0o777 == 0o755
+
+
 def test_small_release_tables(tmp_path):
     summary = build_dataset(make_release(tmp_path / "rel"), tmp_path / "out", progress=False)
     # 5 folders x 3 files with 2, 3, 2 user turns each
