@@ -116,6 +116,22 @@ def test_real_conversations_and_profiles(built_release):
     assert sum(r["background"] is None for r in people) == 31
 
 
+def test_both_studies_judge_hallucinations_as_the_card_says(built_release):
+    judged = Counter(
+        (r["study"], t["role"], t["hallucination"] is not None)
+        for r in rows(built_release, "human_conversations")
+        for t in r["turns"]
+    )
+    assert judged[(0, "assistant", True)] == 1335 and judged[(1, "assistant", True)] == 8060
+    assert not judged[(0, "assistant", False)] and not judged[(1, "assistant", False)]
+    assert not judged[(0, "user", True)] and not judged[(1, "user", True)]
+    text = (built_release / "README.md").read_text(encoding="utf-8")
+    assert (
+        "| `turns.hallucination` | ClassLabel: 0 no, 1 yes, 2 cannot tell | Assistant turns of both studies:"
+        in text
+    )
+
+
 def test_real_profile_identification_splits_by_person(built_release):
     by_split = split_rows(built_release, "profile_identification")
     owner: dict[str, set] = {}
