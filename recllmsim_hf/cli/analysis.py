@@ -62,6 +62,8 @@ def parse_seeds(text: str | None) -> list[int]:
     try:
         for part in text.split(","):
             low, sep, high = part.strip().partition("-")
+            if sep and int(high) < int(low):
+                raise ValueError(part)  # "4-0" is an empty range, not seeds 4..0
             seeds.extend(range(int(low), int(high) + 1) if sep else [int(low)])
     except ValueError:
         raise InputError(f"--split-seeds: expected numbers like 0-4 or 0,1,2, but got {text!r}") from None
