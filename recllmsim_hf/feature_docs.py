@@ -147,8 +147,8 @@ FIELDS: dict[str, dict[str, str]] = {
         "turns.content": "What was said (Chinese).",
         "turns.intents": "real_human_user user turns: the intents (推荐 Recommendation, 规划 Planning, 评估 "
         "Evaluation, 其它 Others), several allowed; empty where not annotated.",
-        "turns.hallucination": "real_human_user assistant turns: the person's hallucination judgement "
-        "(否 no, 是 yes, 无法判断 cannot tell); else null.",
+        "turns.hallucination": "Assistant turns of both studies: the person's hallucination judgement "
+        "(否 no, 是 yes, 无法判断 cannot tell); null on user turns.",
         "turns.satisfaction": "human_exp_V2 assistant turns: the person's satisfaction, 1-5; else null.",
         "turns.reason": "human_exp_V2 assistant turns: why the answer fell short (Chinese); else null.",
         "num_turns": "Number of turns of the conversation.",

@@ -43,7 +43,7 @@ def test_help_lists_commands_in_work_order_uncut():
     assert names == ORDER
     assert "..." not in section
     flat = " ".join(section.split())
-    assert "Build parquet shards for all five configs plus a dataset card into OUT." in flat
+    assert "Build every config of the source (nine for the release) as parquet shards plus a card" in flat
     assert "Publish a build folder as a Hub dataset repo in one commit that replaces the previous" in flat
     assert "--plots draws Figures 5 and 6." in flat
 

@@ -345,3 +345,21 @@ def test_quiet_push_prints_only_the_projects_own_lines(hub, tiny_build, tmp_path
     assert again.returncode == 0, again.stderr
     # huggingface_hub's own "No files have been modified since last commit..." stays silent
     assert again.stderr == "the repo already holds this build: no new commit\n"
+
+
+def test_dry_run_aligns_the_long_config_names(hub, tmp_path):
+    from human_fixture import make_full_release
+
+    from recllmsim_hf.dataset.build import build_dataset
+
+    build_dataset(make_full_release(tmp_path / "rel"), tmp_path / "build", progress=False)
+    proc = _cli(hub, tmp_path / "home", tmp_path / "build", "me/dry-human", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    checked = proc.stdout.split("configs checked locally:\n")[1].split("--- README.md ---")[0].splitlines()
+    assert [line.split()[0] for line in checked][-4:] == [
+        "human_conversations",
+        "human_profiles",
+        "human_intent_utterances",
+        "profile_identification",
+    ]
+    assert {line.index(" train ") for line in checked} == {len("  human_intent_utterances")}

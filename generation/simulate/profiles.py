@@ -156,6 +156,13 @@ def _seed(seed: int, chain: int, round_: int) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
+def _firsts(first_error: str | None, first_problem: str | None) -> str:
+    """'; first error: ...; first invalid draft: ...' for what happened (nothing when neither did)."""
+    parts = [f"first error: {first_error}"] if first_error else []
+    parts += [f"first invalid draft: {first_problem}"] if first_problem else []
+    return "".join(f"; {part}" for part in parts)
+
+
 async def _generate(runner, profiles: list[Profile], n: int, opts: dict, show: RunProgress) -> dict:
     from ..llm import LLMRequest
 
@@ -164,7 +171,7 @@ async def _generate(runner, profiles: list[Profile], n: int, opts: dict, show: R
         if p.fields is not None:
             dedup.check(p.fields)
     counts = {"drafts": 0, "exact_duplicates": 0, "near_duplicates": 0, "invalid": 0, "errors": 0}
-    first_error = None
+    first_error = first_problem = None
     chains = [_Chain(i) for i in range(opts["chains"])]
     occupations = [p.fields.occupation for p in profiles if p.fields and p.fields.occupation]
     max_rounds = opts["max_rounds"] or 5 + 3 * math.ceil(n / (opts["batch_size"] * opts["chains"]))
@@ -174,7 +181,8 @@ async def _generate(runner, profiles: list[Profile], n: int, opts: dict, show: R
             raise ServiceError(
                 f"profiles: only {len(profiles)} of {n} distinct profiles after {round_} rounds "
                 f"({counts['exact_duplicates']} exact and {counts['near_duplicates']} near duplicates, "
-                f"{counts['invalid']} invalid, {counts['errors']} failed calls; first error: {first_error}); "
+                f"{counts['invalid']} invalid, {counts['errors']} failed calls"
+                f"{_firsts(first_error, first_problem)}); "
                 "rerun (accepted profiles are kept), raise --temperature or use another --model"
             )
         missing = n - len(profiles)
@@ -203,8 +211,9 @@ async def _generate(runner, profiles: list[Profile], n: int, opts: dict, show: R
             for draft in result.parsed.profiles:
                 counts["drafts"] += 1
                 fields = to_fields(draft)
-                if problem_of(fields) is not None:
+                if (problem := problem_of(fields)) is not None:
                     counts["invalid"] += 1
+                    first_problem = first_problem or problem
                     continue
                 verdict = dedup.check(fields)
                 if verdict is not None:

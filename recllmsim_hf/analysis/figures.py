@@ -37,6 +37,7 @@ SCORE_COLOURS = {"0": OKABE_ITO[5], "1": OKABE_ITO[1], "2": OKABE_ITO[4]}
 _DARK = {OKABE_ITO[5], OKABE_ITO[4], OKABE_ITO[2], OKABE_ITO[6], OKABE_ITO[7]}
 TASK_COLOURS = (OKABE_ITO[4], OKABE_ITO[0], OKABE_ITO[2], OKABE_ITO[6], OKABE_ITO[5], OKABE_ITO[1])
 _BAR_IN = 0.15  # inches per bar row
+_MIN_BAR_ROWS = 6  # fewer rows leave a panel no height for its bars once title and axis are placed
 _LABEL_MIN_SHARE = 12.0  # a segment narrower than this (percent) carries no number
 
 
@@ -120,7 +121,7 @@ def _phrase_figure(plt, phrases: dict, width: str = DEFAULT_WIDTH):
     if not tasks:
         return None
     rows, cols = _grid(len(tasks), width)
-    longest = max(len(phrases[t]) for t in tasks)
+    longest = max(_MIN_BAR_ROWS, *(len(phrases[t]) for t in tasks))  # a 1-phrase panel still has room
     panel_h = 0.45 + _BAR_IN * longest
     fig, axes = plt.subplots(
         rows, cols, figsize=(check_width(width), rows * panel_h), squeeze=False, layout="constrained"

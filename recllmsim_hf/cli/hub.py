@@ -58,8 +58,9 @@ def _print(result: dict, json_out: bool) -> None:
             typer.echo(f"  add     {path}  ({size:,} bytes)")
         typer.echo("  delete  every other file at that revision, except .gitattributes")
         typer.echo("configs checked locally:")
+        width = max([20, *map(len, result["configs"])])
         for config, splits in result["configs"].items():
-            typer.echo(f"  {config:<20} " + ", ".join(f"{s} {n:,}" for s, n in splits.items()))
+            typer.echo(f"  {config:<{width}} " + ", ".join(f"{s} {n:,}" for s, n in splits.items()))
         typer.echo("--- README.md ---")
         typer.echo(result["card"], nl=False)
         return

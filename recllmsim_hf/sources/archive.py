@@ -92,9 +92,20 @@ def extract_release(archive: Path, kind: str, into: Path, label: str, companions
     return (_extract_zip if kind == "zip" else _extract_tar)(archive, into, label, select)
 
 
+def _zip_name(info: zipfile.ZipInfo) -> str:
+    """The member's name. Zips made by Info-ZIP, macOS or Windows often store UTF-8 names without
+    the UTF-8 flag, which zipfile then decodes as cp437 (``旅行规划`` would read ``µùàΦíîΦºäσêÆ``)."""
+    if info.flag_bits & 0x800 or info.filename.isascii():
+        return info.filename
+    try:
+        return info.filename.encode("cp437").decode("utf-8")
+    except UnicodeError:
+        return info.filename
+
+
 def _extract_zip(archive: Path, into: Path, label: str, select) -> int:
     with zipfile.ZipFile(archive) as zf:
-        infos = {i.filename: i for i in zf.infolist() if not i.is_dir()}
+        infos = {_zip_name(i): i for i in zf.infolist() if not i.is_dir()}
         selected = select(list(infos), label)
         for name, rel in sorted(selected.items(), key=lambda kv: kv[1]):
             (into / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -160,6 +160,8 @@ def test_parse_seeds():
     assert parse_seeds(None) == []
     with pytest.raises(InputError, match=r"--split-seeds: expected numbers like 0-4 or 0,1,2, but got 'a-b'"):
         parse_seeds("a-b")
+    with pytest.raises(InputError, match=r"--split-seeds: expected numbers like 0-4 or 0,1,2, but got '4-0'"):
+        parse_seeds("4-0")  # was silently no seeds at all
 
 
 def test_folder_without_test_split(tmp_path, built_release):

@@ -85,6 +85,19 @@ def test_phrase_figure_keeps_case_and_drops_moods(release_stats, width):
         plt.close(fig)
 
 
+def test_phrase_panels_with_one_phrase_still_show_their_bars():
+    phrases = {"recipe planning": [["vegan", 3]], "preparing gifts": [["handmade", 5]]}
+    with figure_context() as plt:
+        fig = figures._phrase_figure(plt, phrases, "page")
+        _assert_print_ready(fig, "page")
+        for ax in fig.axes:
+            (bar,) = ax.patches
+            extent = bar.get_window_extent(fig.canvas.get_renderer())
+            assert extent.height / fig.dpi >= 0.04  # inches: a visible bar, not a line on the axis
+            assert ax.get_window_extent().height / fig.dpi >= 0.3
+        plt.close(fig)
+
+
 def _png_dpi(data: bytes) -> float:
     at = data.index(b"pHYs")
     x, _, unit = struct.unpack(">IIB", data[at + 4 : at + 13])

@@ -12,7 +12,7 @@ import pytest
 from release_fixture import make_release
 
 from recllmsim_hf.dataset.build import build_dataset
-from recllmsim_hf.errors import ValidationFailed
+from recllmsim_hf.errors import InputError, ValidationFailed
 from recllmsim_hf.features import TABLES
 
 
@@ -129,6 +129,37 @@ def test_failed_build_leaves_previous_output_untouched(tmp_path):
         build_dataset(src, out, progress=False)
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "rel"]
+
+
+def test_a_folder_the_build_did_not_write_is_never_replaced(tmp_path):
+    """`--out ../shared/data` (the folder holding the release) must not be swapped out and deleted."""
+    src = make_release(tmp_path / "data" / "rel")
+    with pytest.raises(
+        InputError,
+        match=r"--out .*/data: holds 1 entry that `recllmsim build` did not write \(rel/",
+    ):
+        build_dataset(src, tmp_path / "data", progress=False)
+    assert len(list((tmp_path / "data" / "rel" / "LLM_agent_user").rglob("*.json"))) == 15
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "README.md").write_text("my notes\n")
+    with pytest.raises(InputError, match=r"holds 1 entry that `recllmsim build` did not write \(README.md"):
+        build_dataset(src, notes, progress=False)
+    assert (notes / "README.md").read_text() == "my notes\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "notes"]  # no work folder left
+    (tmp_path / "empty").mkdir()
+    build_dataset(src, tmp_path / "empty", progress=False)
+    build_dataset(src, tmp_path / "empty", seed=7, progress=False)  # an earlier build is replaced
+    assert (tmp_path / "empty" / "conversations").is_dir()
+
+
+def test_out_folder_gets_the_umask_mode_not_0700(tmp_path):
+    old = os.umask(0o022)
+    try:
+        build_dataset(make_release(tmp_path / "rel"), tmp_path / "out", progress=False)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out").stat().st_mode & 0o777 == 0o755
 
 
 def test_small_release_tables(tmp_path):

@@ -116,6 +116,22 @@ def test_real_conversations_and_profiles(built_release):
     assert sum(r["background"] is None for r in people) == 31
 
 
+def test_both_studies_judge_hallucinations_as_the_card_says(built_release):
+    judged = Counter(
+        (r["study"], t["role"], t["hallucination"] is not None)
+        for r in rows(built_release, "human_conversations")
+        for t in r["turns"]
+    )
+    assert judged[(0, "assistant", True)] == 1335 and judged[(1, "assistant", True)] == 8060
+    assert not judged[(0, "assistant", False)] and not judged[(1, "assistant", False)]
+    assert not judged[(0, "user", True)] and not judged[(1, "user", True)]
+    text = (built_release / "README.md").read_text(encoding="utf-8")
+    assert (
+        "| `turns.hallucination` | ClassLabel: 0 no, 1 yes, 2 cannot tell | Assistant turns of both studies:"
+        in text
+    )
+
+
 def test_real_profile_identification_splits_by_person(built_release):
     by_split = split_rows(built_release, "profile_identification")
     owner: dict[str, set] = {}
@@ -297,3 +313,20 @@ def test_the_five_configs_are_the_same_with_or_without_the_human_studies(tmp_pat
         for path in sorted((only / table).glob("*.parquet")):
             assert pq.read_table(path).equals(pq.read_table(full / table / path.name)), path
     assert sorted(p.name for p in only.iterdir() if p.is_dir()) == sorted(TABLES)
+
+
+def test_card_limitations_do_not_call_the_human_profiles_synthetic(tmp_path):
+    from release_fixture import make_release
+
+    full = Path(build_dataset(make_full_release(tmp_path / "full"), tmp_path / "a", progress=False)["out"])
+    only = Path(build_dataset(make_release(tmp_path / "only"), tmp_path / "b", progress=False)["out"])
+    with_people = (full / "README.md").read_text(encoding="utf-8").split("## Limitations")[1]
+    assert "- The users of the synthetic configs are simulated by an LLM;" in with_people
+    assert (
+        "(`human_profiles`, the `profile` of\n  `human_conversations`) describe real participants"
+        in with_people
+    )
+    assert "- Profiles are synthetic and contain no personal data" not in with_people
+    without = (only / "README.md").read_text(encoding="utf-8").split("## Limitations")[1]
+    assert "- Profiles are synthetic and contain no personal data" in without
+    assert "real participants" not in without and "\n\n## Citation" in without

@@ -341,6 +341,23 @@ def test_archive_source_brings_the_human_studies(tmp_path):
     assert vocabulary["occupation"] == [["学生", "Student"], ["工程师", "Engineer"], ["其他", "Others"]]
 
 
+def test_archive_with_utf8_names_but_no_utf8_flag(tmp_path, monkeypatch):
+    """Info-ZIP (`zip -r`), macOS and Windows write UTF-8 names without the flag zipfile looks for."""
+    root = make_full_release(tmp_path / "rel")
+    archive = tmp_path / "RecLLMSim-main.zip"
+    with monkeypatch.context() as m:
+        m.setattr(zipfile.ZipInfo, "_encodeFilenameFlags", lambda info: (info.filename.encode(), 0))
+        with zipfile.ZipFile(archive, "w") as zf:
+            for path in sorted(root.rglob("*.json")):
+                zf.write(path, "RecLLMSim-main/" + path.relative_to(root).as_posix())
+    names = [i for i in zipfile.ZipFile(archive).infolist() if "User_0" in i.filename]
+    assert names and not any(i.flag_bits & 0x800 for i in names)  # the flag really is missing
+    staged = stage_source(archive, tmp_path / "staged", progress=False)
+    lines = (staged / "human_conversations.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 7
+    assert sorted(json.loads(line)["source_file"] for line in lines)[0].startswith("human_exp_V2/User_0/")
+
+
 def test_url_source_brings_the_human_studies_with_one_download(tmp_path, monkeypatch):
     from http_fixtures import FileServer
 

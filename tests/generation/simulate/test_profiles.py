@@ -174,3 +174,14 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(ValidationFailed, match=r"profiles\.jsonl:2: not valid JSON"):
         generate_profiles(tmp_path, 3, None, progress=False)
     assert (tmp_path / "profiles.jsonl").read_bytes() == broken
+
+
+def test_a_model_whose_drafts_are_all_invalid_is_told_why(tmp_path):
+    no_dislikes = {**draft(0), "personality": ["calm"], "travel_habits": ["visits lakes"]}
+    no_dislikes["dining_preferences"] = ["loves sushi"]
+    with FakeOpenAI(json_replier=lambda schema, messages, body: {"profiles": [no_dislikes]}) as srv:
+        with pytest.raises(ServiceError) as info:
+            generate_profiles(tmp_path, 2, factory(srv), chains=1, max_rounds=2, progress=False)
+    message = str(info.value)
+    assert "2 invalid, 0 failed calls; first invalid draft: no dislikes); rerun" in message
+    assert "first error" not in message
