@@ -32,6 +32,54 @@ BASE_URL = typer.Option(
 API_KEY = typer.Option(
     None, "--api-key", help="API key [env OPENAI_API_KEY; prefer the variable]; never written anywhere"
 )
+# Repeatable forms (commands annotate them as list[str] | None): several servers share a role.
+BASE_URLS = typer.Option(
+    None,
+    "--base-url",
+    help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1; repeat it to share "
+    "the load among several servers [env OPENAI_BASE_URL]",
+)
+API_KEYS = typer.Option(
+    None,
+    "--api-key",
+    help="API key [env OPENAI_API_KEY; prefer the variable]; once for all --base-url or "
+    "once per --base-url; never written anywhere",
+)
+ENDPOINTS = typer.Option(
+    None,
+    "--endpoints",
+    help="YAML/JSON file of endpoints (base_url, concurrency, api_key_env, roles); "
+    "see generation/llm/pool.py",
+)
+ENDPOINT_CONCURRENCY = typer.Option(
+    None,
+    "--endpoint-concurrency",
+    min=1,
+    help="Requests in flight at most per endpoint [default: --concurrency].",
+)
+EXECUTOR = typer.Option(
+    "online",
+    "--executor",
+    help="How requests are sent: online, openai-batch (the OpenAI Batch API: half "
+    "price, within 24 h) or command (a local batch program such as vllm run-batch).",
+)
+BATCH_COMMAND = typer.Option(
+    None,
+    "--batch-command",
+    help="(--executor command) e.g. 'vllm run-batch -i {input} -o {output} --model M'.",
+)
+BATCH_POLL = typer.Option(
+    5.0,
+    "--batch-poll",
+    min=0.001,
+    help="(--executor openai-batch) Seconds before the first poll of a batch "
+    "(then 1.5x longer each time, up to 120).",
+)
+SHARD = typer.Option(
+    None,
+    "--shard",
+    help="Only the K-th of N deterministic slices of the plan (K from 0), e.g. 0/4.",
+)
 MODEL = typer.Option("gpt-4o-mini", "--model", help="Model of every role unless overridden.")
 SIMULATOR_MODEL = typer.Option(
     None, "--simulator-model", help="Model of the user simulator [default: --model]"
@@ -75,18 +123,39 @@ def runner_from_options(
     budget_usd: float | None = None,
     prices: str | os.PathLike | None = None,
     no_cache: bool = False,
+    endpoints_file: str | os.PathLike | None = None,
+    endpoint_concurrency: int | None = None,
+    executor: str = "online",
     **runner_kwargs,
 ):
     """An :class:`~recllmsim_hf.generation.llm.LLMRunner` from the parsed flags.
 
     The cache is ``CORPUS/.cache/llm.sqlite`` unless ``no_cache``. Extra keyword
     arguments (``backoff_base``, ``backoff_max``, ``transport`` ...) go to the runner.
+    ``base_url`` / ``api_key`` may be lists (repeated flags): several base URLs or an
+    ``endpoints_file`` make a pool (``pool.py``). ``executor="command"`` needs no key (no
+    server is called).
     """
     from . import LLMRunner, PriceTable, ResponseCache, endpoints_from_options
 
+    urls = [base_url] if isinstance(base_url, str) else list(base_url or [])
+    keys = [api_key] if isinstance(api_key, str) else list(api_key or [])
+    if executor == "command" and not keys and not urls and not os.environ.get("OPENAI_API_KEY"):
+        keys = ["not-needed"]  # the local program is the model: no server, no key
+    pools = None
+    if len(urls) > 1 or len(keys) > 1 or endpoints_file is not None:
+        from .pool import parse_pools
+
+        pools = parse_pools(urls, keys, per_endpoint=endpoint_concurrency or concurrency,
+                            endpoints_file=endpoints_file)  # fmt: skip
+        first = (pools.get("*") or next(iter(pools.values())))[0]
+        urls, keys = [first.base_url], [first.api_key]
     endpoints = endpoints_from_options(
-        base_url, api_key, model, simulator_model, assistant_model, profile_model, annotator_model
-    )
+        urls[0] if urls else None, keys[0] if keys else None, model, simulator_model, assistant_model,
+        profile_model, annotator_model,
+    )  # fmt: skip
+    if pools is not None:
+        runner_kwargs["transport"] = _pool_transport(endpoints, pools, concurrency, timeout)
     table = PriceTable.load(prices)
     cache = None if no_cache else ResponseCache.for_corpus(Path(corpus))
     return LLMRunner(
@@ -99,3 +168,26 @@ def runner_from_options(
         cache=cache,
         **runner_kwargs,
     )
+
+
+def _pool_transport(endpoints: dict, pools: dict, concurrency: int, timeout: float):
+    """Point each role with its own pool at that pool's first replica, and route through the pool."""
+    from .pool import PoolTransport
+    from .transport import OpenAITransport
+
+    for role, replicas in pools.items():
+        if role in endpoints:
+            update = {"base_url": replicas[0].base_url, "api_key": replicas[0].api_key}
+            endpoints[role] = endpoints[role].model_copy(update=update)
+    role_of = {(ep.base_url, ep.api_key, ep.model): role for role, ep in sorted(endpoints.items())}
+    inner = OpenAITransport(timeout=timeout, max_connections=concurrency)
+    return PoolTransport(inner, pools, role_of)
+
+
+def executor_from_options(
+    executor: str = "online", batch_command: str | None = None, batch_poll: float = 5.0
+):
+    """The :class:`~recllmsim_hf.generation.llm.executors.ExecutorSpec` of the parsed flags."""
+    from .executors import ExecutorSpec
+
+    return ExecutorSpec.parse(executor, batch_command, poll_interval=batch_poll)

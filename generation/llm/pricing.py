@@ -32,6 +32,8 @@ class Price(BaseModel):
 
     input: float = Field(ge=0)
     output: float = Field(ge=0)
+    batch_input: float | None = Field(default=None, ge=0)  # the Batch API's price (OpenAI: half)
+    batch_output: float | None = Field(default=None, ge=0)
 
 
 class PriceTable:
@@ -65,6 +67,21 @@ class PriceTable:
                 price = self.prices.get(best)
             self._memo[model] = price
         return self._memo[model]
+
+    def for_batch(self) -> PriceTable:
+        """The table of the batch executors: each model's batch price, else its online price.
+
+        Example:
+            >>> round(PriceTable.load().for_batch().cost("gpt-4o-mini", 1_000_000, 1_000_000), 3)
+            0.375
+        """
+        batch = {}
+        for name, p in self.prices.items():
+            online = {"input": p.input, "output": p.output}
+            update = {k: getattr(p, f"batch_{k}") if getattr(p, f"batch_{k}") is not None else v
+                      for k, v in online.items()}  # fmt: skip
+            batch[name] = p.model_copy(update=update)
+        return PriceTable(batch, self.as_of)
 
     def cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
         """USD for one call, or None when the model has no price."""

@@ -63,7 +63,7 @@ from recllmsim_hf.errors import InputError, ServiceError
 from recllmsim_hf.schema import Usage
 
 from .budget import Budget
-from .cache import ResponseCache, canonical_json
+from .cache import ResponseCache, canonical_json, key_for_body
 from .endpoints import Endpoint, endpoints_from_options
 from .pricing import PriceTable
 from .replay import CacheReplay
@@ -230,7 +230,24 @@ class LLMRunner:
         return LLMResult(error=f"{tag}{request.role} call failed after {attempt} attempt(s): {error}",
                          attempts=attempt, model=endpoint.model)  # fmt: skip
 
-    def _read(self, request: LLMRequest, endpoint: Endpoint, data: dict) -> LLMResult:
+    # -- the seam of the batch executors (executors/rounds.py) ----------------------------------------
+    def prepare(self, request: LLMRequest) -> tuple[Endpoint, str, str]:
+        """The endpoint of ``request``, the exact JSON body :meth:`complete` sends, and its cache key."""
+        endpoint = self.endpoints.get(request.role)
+        if endpoint is None:
+            raise InputError(
+                f"LLMRequest.role: no endpoint for role {request.role!r}; known: {sorted(self.endpoints)}"
+            )
+        schema = self._schema(request.response_model) if request.response_model else None
+        body = request_body(request, endpoint.model, schema)
+        return endpoint, canonical_json(body), key_for_body(body, request.prompt_version)
+
+    def read_reply(self, request: LLMRequest, endpoint: Endpoint, data: dict, prices=None) -> LLMResult:
+        """Read one reply body as :meth:`complete` does, priced with ``prices`` (default: the table);
+        raises :class:`TransportFailure` for a reply that a retry may fix."""
+        return self._read(request, endpoint, data, prices)
+
+    def _read(self, request: LLMRequest, endpoint: Endpoint, data: dict, prices=None) -> LLMResult:
         # Tokens of a reply that fails validation were billed all the same: counted before checking.
         try:
             choice = data["choices"][0]
@@ -244,7 +261,7 @@ class LLMRunner:
             )
         except (KeyError, IndexError, TypeError, AttributeError, ValueError):
             raise TransportFailure("the reply has no choices[0].message", retryable=True) from None
-        cost = self.prices.cost(endpoint.model, prompt, completion) if counted else None
+        cost = (prices or self.prices).cost(endpoint.model, prompt, completion) if counted else None
         self.stats.prompt_tokens += prompt
         self.stats.completion_tokens += completion
         self.stats.cost_usd += cost or 0.0

@@ -42,6 +42,7 @@ from recllmsim_hf.corpus import CONVERSATIONS, PROFILES, SCENARIOS, read_jsonl, 
 from recllmsim_hf.errors import InputError
 from recllmsim_hf.schema import Conversation, Profile, Scenario, passed_filters
 
+from ..llm.executors import ExecutorSpec, make_executor
 from . import prompts
 from .runfolder import RunProgress, corpus_lock, update_manifest
 
@@ -189,33 +190,44 @@ def _llm_request(conv: Conversation, profile: str, scenario: str):
     )
 
 
-async def _llm_checks(runner, convs: list[Conversation], corpus: Path, show: RunProgress) -> int:
+async def _llm_checks(executor, convs: list[Conversation], corpus: Path, show: RunProgress) -> int:
     profiles = {p.profile_id: p.text for p in read_jsonl(corpus / PROFILES, Profile)}
     scenarios = {s.scenario_id: s.text for s in read_jsonl(corpus / SCENARIOS, Scenario)}
+    model = executor.runner.endpoints["annotator"].model
+    # Conversations the rules already reject are not sent (they cannot pass).
+    todo = [c for c in convs if c.extra["filter"]["passed"]]
     errors = 0
 
-    async def one(conv: Conversation) -> None:
-        nonlocal errors
+    def one(conv: Conversation):
         request = _llm_request(conv, profiles.get(conv.profile_id, ""), scenarios.get(conv.scenario_id, ""))
-        result = await runner.complete(request)
+        return (yield request)
+
+    def done(index: int, result, error) -> None:
+        nonlocal errors
         errors += result.error is not None
-        model = runner.endpoints["annotator"].model
+        conv = todo[index]
         conv.extra["filter"] = merge_llm(conv.extra["filter"], result.parsed, model, result.error)
         show.advance(1, errors)
 
-    # Conversations the rules already reject are not sent (they cannot pass).
-    await asyncio.gather(*(one(c) for c in convs if c.extra["filter"]["passed"]))
+    await executor.drive([one(c) for c in todo], done)
     return errors
 
 
 def filter_corpus(
-    corpus: str | os.PathLike, *, language: str = "en", runner_factory=None, progress: bool = True
+    corpus: str | os.PathLike,
+    *,
+    language: str = "en",
+    runner_factory=None,
+    progress: bool = True,
+    executor: ExecutorSpec | str | None = None,
+    log=None,
 ) -> dict:
     """Recompute every conversation's verdict and rewrite ``conversations.jsonl`` atomically.
 
     With ``runner_factory`` the LLM check runs too (on conversations the rules pass).
     Returns :func:`table` plus ``llm_errors``: a conversation whose LLM check failed keeps
-    its rule verdict and ``llm.error``; a rerun asks again.
+    its rule verdict and ``llm.error``; a rerun asks again. ``executor`` (default online;
+    ``generation/llm/executors``) sends the LLM checks; ``log`` gets batch progress lines.
 
     Example:
         >>> filter_corpus("corpus")["filtered"]["conversations"]  # doctest: +SKIP
@@ -239,17 +251,23 @@ def filter_corpus(
 
             async def main() -> int:
                 try:
-                    await runner.check()
+                    ex = make_executor(executor, runner, corpus, "filter", log)
+                    await ex.check()
                     with RunProgress("llm filter", todo, 0, runner, progress) as show:
-                        return await _llm_checks(runner, convs, corpus, show)
+                        return await _llm_checks(ex, convs, corpus, show)
                 finally:
                     await runner.close()
 
             llm_errors = asyncio.run(main())
         write_jsonl(path, convs)
         summary = table(convs)
+        checked = None
+        if runner_factory is not None and convs:
+            spec = ExecutorSpec.parse(executor) if isinstance(executor, str) else executor or ExecutorSpec()
+            checked = {"llm_filter": {"model": runner.endpoints["annotator"].model, **spec.describe()}}
         update_manifest(
             corpus,
+            generation=checked,
             counts={
                 "conversations": len(convs),
                 "conversations_passed": summary["filtered"]["conversations"],
