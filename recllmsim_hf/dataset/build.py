@@ -57,14 +57,17 @@ def _collect_shards(prepared: Path, dest: Path) -> None:
 
 
 def build_dataset(
-    source: str | os.PathLike | None,
+    source: str | os.PathLike | list | None,
     out: str | os.PathLike = "recllmsim",
     *,
     seed: int = DEFAULT_SEED,
     split_by: str = "utterance",
     progress: bool = True,
 ) -> dict:
-    """Build all five configs of ``source`` into ``out``; returns a summary with split sizes."""
+    """Build all five configs of ``source`` into ``out``; returns a summary with split sizes.
+
+    ``source`` may be a list: every source is staged and validated, then merged into one corpus
+    (``recllmsim_hf.sources.merge``: the shards of one run, conflicting duplicates refused)."""
     import datasets
 
     from recllmsim_hf.dataset.card import write_card
@@ -78,7 +81,15 @@ def build_dataset(
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
     datasets.disable_progress_bars()
     try:
-        staged = stage_source(source, work / "_staged", progress=progress)
+        sources = list(source) if isinstance(source, list | tuple) else [source]
+        if len(sources) == 1:
+            source = sources[0]
+            staged = stage_source(source, work / "_staged", progress=progress)
+        else:
+            from recllmsim_hf.sources.merge import merge_corpora
+
+            parts = [stage_source(s, work / f"_staged-{i}", progress=progress) for i, s in enumerate(sources)]
+            staged = merge_corpora(parts, work / "_staged")
         infos: dict[str, datasets.DatasetInfo] = {}
         summary = {"out": str(out), "source": _describe_source(source), "seed": seed, "split_by": split_by}
         summary["configs"] = {}
@@ -103,7 +114,7 @@ def build_dataset(
                 s: info.splits[s].num_examples for s in SPLITS[table] if s in info.splits
             }
         write_card(work, staged, infos, summary)
-        for scratch in ("_staged", "_cache", "_prepared"):
+        for scratch in ("_staged", "_cache", "_prepared", *(f"_staged-{i}" for i in range(len(sources)))):
             shutil.rmtree(work / scratch, ignore_errors=True)
         _swap_into_place(work, out)
     except BaseException:
@@ -128,6 +139,8 @@ def _swap_into_place(work: Path, out: Path) -> None:
 
 
 def _describe_source(source) -> str:
+    if isinstance(source, list | tuple):
+        return ", ".join(_describe_source(s) for s in source)
     from recllmsim_hf.sources.download import DEFAULT_RELEASE_URL
 
     return str(source) if source is not None else DEFAULT_RELEASE_URL

@@ -83,6 +83,9 @@ class BatchExecutor:
             waiting, live = live, {}
             for index, (item, request, prepared) in sorted(waiting.items()):
                 result = self._known(request, prepared)
+                if result is None:  # its line failed: it goes into the next round
+                    live[index] = (item, request, prepared)
+                    continue
                 await self._advance(index, item, step(item, result), live, on_done)
 
     async def complete_all(self, requests: Sequence) -> list[LLMResult]:
