@@ -58,6 +58,7 @@ class BatchExecutor:
         self._raw: dict[str, tuple[str, object]] = {}  # downloaded by a killed run, not applied
         self._attempts: Counter[str] = Counter()
         self._resumed = False
+        self._reread: list[Path] = []
         self._next = 0
         self.stats = {"executor": spec.name, "rounds": 0, "batch_requests": 0, "failed_lines": 0}
 
@@ -87,6 +88,7 @@ class BatchExecutor:
                     live[index] = (item, request, prepared)
                     continue
                 await self._advance(index, item, step(item, result), live, on_done)
+        self._close_resumed()
 
     async def complete_all(self, requests: Sequence) -> list[LLMResult]:
         results: list = [None] * len(requests)
@@ -224,6 +226,19 @@ class BatchExecutor:
                 await self._execute(folder, state)
             # Read again on every start until applied: its answers are settled when asked for.
             self._raw.update(self._answers(folder))
+            self._reread.append(folder)
+
+    def _close_resumed(self) -> None:
+        """Mark the rounds a stopped run left ``applied`` once all their answers are cached."""
+        for folder in list(self._reread):
+            answers = self._answers(folder)
+            if all(
+                kind != "ok" or self.runner.cache.get(key) is not None for key, (kind, _) in answers.items()
+            ):
+                state = read_state(folder)
+                state["status"] = "applied"
+                write_state(folder, state)
+                self._reread.remove(folder)
 
     def _endpoint_of(self, group: list) -> object:
         base_url, model = group
