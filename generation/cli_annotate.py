@@ -72,8 +72,8 @@ def annotate(
 
         if corpus is not None:
             raise typer.BadParameter("--corpus is not used with --evaluate (use --source and --out)")
-        if shard is not None:
-            raise typer.BadParameter("--shard is not used with --evaluate")
+        if shard is not None or spec.batched:
+            raise typer.BadParameter("--shard and --executor are not used with --evaluate (it runs online)")
         result = evaluate_annotators(
             source, out or Path("recllmsim-eval"), make_runner, sample=sample, seed=seed,
             what=what or DEFAULT_WHAT, progress=not quiet, log=log,

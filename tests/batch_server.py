@@ -29,7 +29,8 @@ completion FakeOpenAI would give for its body. Faults:
   ``expired``, the finished lines in the output file, the rest in the error file with code
   ``batch_expired``;
 - a cancel moves a batch to ``cancelling`` and on the next retrieve to ``cancelled``, with the
-  finished lines kept and the rest as ``batch_cancelled`` error lines.
+  finished lines kept and the rest as ``batch_cancelled`` error lines; ``cancel``: how many of
+  the first batches someone else cancels once half their lines are answered.
 
 Counters: ``count`` (online chat completions, from FakeOpenAI), ``batch_lines`` (lines
 answered), ``batches`` (id -> batch object), ``uploads`` (how many files were uploaded).
@@ -93,6 +94,7 @@ class FakeBatchAPI(FakeOpenAI):
         lines_per_poll: int | None = None,
         line_outcome: Callable[[str, dict, int], str] | None = None,
         expire: int = 0,
+        cancel: int = 0,
         max_requests: int = MAX_REQUESTS,
         max_bytes: int = MAX_BYTES,
         **kwargs,
@@ -100,7 +102,7 @@ class FakeBatchAPI(FakeOpenAI):
         super().__init__(**kwargs)
         self.polls_per_state, self.lines_per_poll = polls_per_state, lines_per_poll
         self.line_outcome = line_outcome or (lambda custom_id, body, nth: "ok")
-        self.expire, self.max_requests, self.max_bytes = expire, max_requests, max_bytes
+        self.expire, self.cancel, self.max_requests, self.max_bytes = expire, cancel, max_requests, max_bytes
         self.files: dict[str, dict] = {}
         self.contents: dict[str, bytes] = {}
         self.batches: dict[str, dict] = {}
@@ -216,7 +218,8 @@ class FakeBatchAPI(FakeOpenAI):
         }  # fmt: skip
         self.batches[ident] = batch
         self._work[ident] = {"polls": 0, "lines": None, "done": [], "failed": [],
-                            "answered_ids": set(), "expire": len(self.batches) <= self.expire}  # fmt: skip
+                            "answered_ids": set(), "expire": len(self.batches) <= self.expire,
+                            "cancel": len(self.batches) <= self.cancel}  # fmt: skip
         return _ok(batch)
 
     # -- the batch's life --------------------------------------------------------------------
@@ -248,7 +251,7 @@ class FakeBatchAPI(FakeOpenAI):
         if status == "in_progress":
             todo = [x for x in work["lines"] if x["custom_id"] not in work["answered_ids"]]
             take = todo if self.lines_per_poll is None else todo[: self.lines_per_poll]
-            if work["expire"]:
+            if work["expire"] or work["cancel"]:
                 take = todo[: max(0, len(work["lines"]) // 2 - len(work["answered_ids"]))]
             for line in take:
                 self._answer(work, line)
@@ -257,6 +260,9 @@ class FakeBatchAPI(FakeOpenAI):
             if work["expire"]:
                 message = "This request could not be executed before the completion window expired."
                 self._finish(batch, "expired", "batch_expired", message)
+                return
+            if work["cancel"]:  # cancelled by someone else (the dashboard, another client)
+                batch["status"], batch["cancelling_at"] = "cancelling", now
                 return
             if len(work["answered_ids"]) == len(work["lines"]) and work["polls"] >= self.polls_per_state:
                 work["polls"] = 0

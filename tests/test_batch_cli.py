@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from batch_server import FakeBatchAPI
 from fake_openai import FakeOpenAI
-from test_generate_cli import RECLLMSIM, conversation_lines, env, one_line_error, run
+from test_generate_cli import RECLLMSIM, assert_key_nowhere, conversation_lines, env, one_line_error, run
 
 from recllmsim_hf.corpus import write_jsonl
 from recllmsim_hf.schema import Profile
@@ -79,6 +79,7 @@ def test_kill_9_then_the_same_command_sends_nothing_twice(tmp_path, moment):
     assert len(lines) == N and len({c["conversation_id"] for c in lines}) == N
     assert {c["generation"]["extra"]["executor"] for c in lines} == {"openai-batch"}
     assert [s["status"] for s in states(out)] == ["applied"] * 7
+    assert_key_nowhere(out, again.stdout, again.stderr)  # the key reached no round file
     if moment == "while a batch is open":  # the open batch was polled again, not sent again
         ids = [s["parts"][0]["batch_id"] for s in states(out)]
         assert sorted(ids) == sorted(srv.batches)
@@ -121,6 +122,18 @@ def test_bad_executor_and_shard_flags_are_one_line(tmp_path, flags, message):
     )
     assert message in one_line_error(result, 2)
     assert not (out / "conversations.jsonl").exists() or not (out / "conversations.jsonl").read_text()
+
+
+def test_base_url_twice_shares_the_load(tmp_path):
+    with FakeOpenAI(end_after=2, latency=0.01) as a, FakeOpenAI(end_after=2, latency=0.01) as b:
+        urls = ["--base-url", a.base_url, "--base-url", b.base_url]
+        limits = ["--endpoint-concurrency", 2, "--concurrency", 4]
+        out = corpus(tmp_path)
+        result = run("generate", "conversations", "-n", 6, "--out", out, *urls, *limits, "--json", "-q")
+        assert result.returncode == 0, result.stderr
+        assert a.count + b.count == 6 * 5 and a.count and b.count
+        assert a.max_in_flight <= 2 and b.max_in_flight <= 2
+    assert json.loads(result.stdout)["generated"] == 6
 
 
 def test_shards_union_is_the_plan_and_build_merges_them(tmp_path):

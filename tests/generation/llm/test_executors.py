@@ -172,21 +172,23 @@ def test_a_400_line_is_not_retried(tmp_path):
     assert s["failed"] == 3 and "after 1 batch round(s): HTTP 400" in s["first_error"]
 
 
-def test_an_expired_batch_keeps_its_finished_lines_and_sends_the_rest_again(tmp_path):
+@pytest.mark.parametrize("end, code", [("expire", "batch_expired"), ("cancel", "batch_cancelled")])
+def test_an_expired_or_cancelled_batch_keeps_its_finished_lines_and_sends_the_rest_again(tmp_path, end, code):
     folder = corpus(tmp_path, "c")
-    with FakeBatchAPI(end_after=3, expire=1) as srv:
+    with FakeBatchAPI(end_after=3, **{end: 1}) as srv:
         s = generate_conversations(folder, N, factory(srv), settings=Settings(seed=5), progress=False,
                                    executor=batch_spec())  # fmt: skip
         assert srv.batch_lines == N * 7  # the finished half was not sent again
-        assert [b["status"] for b in srv.batches.values()][0] == "expired"
+        status = {"expire": "expired", "cancel": "cancelled"}[end]
+        assert [b["status"] for b in srv.batches.values()][0] == status
     assert s["generated"] == N and s["failed"] == 0
     state = json.loads((folder / ".batch/conversations/round-0000/state.json").read_text())
-    assert state["parts"][0]["status"] == "expired"
+    assert state["parts"][0]["status"] == status
     expired = [
         json.loads(x)
         for x in (folder / ".batch/conversations/round-0000/errors.jsonl").read_text().splitlines()
     ]
-    assert len(expired) == N // 2 and {x["error"]["code"] for x in expired} == {"batch_expired"}
+    assert len(expired) == N // 2 and {x["error"]["code"] for x in expired} == {code}
     assert {x["custom_id"] for x in expired} <= {x["custom_id"] for x in round_inputs(folder)[1]}
 
 
