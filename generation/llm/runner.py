@@ -25,6 +25,9 @@ Public interface (the conversation, profile and annotation code uses only these 
   retry_after_max=120, transport=None, seed=0)`` (``seed`` only drives the backoff jitter):
   ``await runner.complete(request)``, ``await runner.check()`` (fail fast on an unreachable
   endpoint or a refused key), ``runner.stats``, ``await runner.close()``.
+- For the batch executors (``executors/rounds.py``): ``runner.prepare(request)`` -> (endpoint,
+  the exact JSON body ``complete`` sends, its cache key) and ``runner.read_reply(request, endpoint,
+  data, prices=None)`` (a reply read, validated and priced as ``complete`` does).
 - :class:`BudgetExceeded`: raised by ``complete`` *before* a request whose worst-case cost
   would take spending over ``budget_usd``; after that every ``complete`` raises it.
 - :class:`ResponseCache` (``cache.py``), :func:`cache_key` (``requests.py``) and
@@ -39,8 +42,8 @@ backoff and jitter (``backoff_base * 2**(n-1)`` capped at ``backoff_max``, times
 after the server's ``retry-after-ms`` / ``Retry-After`` (plus up to 25 % jitter). Other 4xx
 end the request at once with its error recorded; 401/403 raise :class:`ServiceError`
 (every request would fail). Transport sits behind :class:`Transport` (one async call,
-``transport.py``), so an OpenAI Batch API transport can replace
-:class:`OpenAITransport` without touching callers.
+``transport.py``; ``pool.py`` routes it over many endpoints); how a command's requests go out,
+online or in batch rounds, is the executor's job (``executors/``).
 
 Example:
     >>> import asyncio
