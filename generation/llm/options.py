@@ -179,9 +179,15 @@ def _pool_transport(endpoints: dict, pools: dict, concurrency: int, timeout: flo
         if role in endpoints:
             update = {"base_url": replicas[0].base_url, "api_key": replicas[0].api_key}
             endpoints[role] = endpoints[role].model_copy(update=update)
-    role_of = {(ep.base_url, ep.api_key, ep.model): role for role, ep in sorted(endpoints.items())}
+    shared = pools.get("*", [None])[0]
+    pool_of = {}
+    for role, ep in sorted(endpoints.items()):
+        if role in pools:
+            pool_of[(ep.base_url, ep.api_key, ep.model)] = role
+        elif shared is not None and (ep.base_url, ep.api_key) == (shared.base_url, shared.api_key):
+            pool_of.setdefault((ep.base_url, ep.api_key, ep.model), "*")
     inner = OpenAITransport(timeout=timeout, max_connections=concurrency)
-    return PoolTransport(inner, pools, role_of)
+    return PoolTransport(inner, pools, pool_of)
 
 
 def executor_from_options(

@@ -134,24 +134,28 @@ def _read_file(path: Path, per_endpoint: int, env) -> list[tuple[str, Replica]]:
 
 
 class PoolTransport:
-    """Routes each call of a role to one of its replicas (see the module docstring)."""
+    """Routes each call of a role to one of its replicas (see the module docstring).
+
+    ``pool_of`` maps an endpoint's identity ``(base_url, api_key, model)`` to its pool's name (a
+    role, or ``"*"`` for the flags' pool); an endpoint it does not name goes out unchanged (a role
+    pointed elsewhere by ``RECLLMSIM_<ROLE>_BASE_URL``)."""
 
     def __init__(
         self,
         inner,
         pools: dict[str, list[Replica]],
-        role_of: dict[tuple, str],
+        pool_of: dict[tuple, str],
         *,
         cooldown: float = 1.0,
         cooldown_max: float = 60.0,
     ):
-        self.inner, self.pools, self.role_of = inner, pools, role_of
+        self.inner, self.pools, self.pool_of = inner, pools, pool_of
         self.cooldown, self.cooldown_max = cooldown, cooldown_max
         self._free = asyncio.Condition()
 
     def replicas(self, endpoint: Endpoint) -> list[Replica] | None:
-        role = self.role_of.get((endpoint.base_url, endpoint.api_key, endpoint.model))
-        return self.pools.get(role) or self.pools.get("*")
+        """The pool of an endpoint (by its identity), or None: it is sent to as it is."""
+        return self.pools.get(self.pool_of.get((endpoint.base_url, endpoint.api_key, endpoint.model)))
 
     async def complete(self, endpoint: Endpoint, body: bytes) -> dict:
         replicas = self.replicas(endpoint)

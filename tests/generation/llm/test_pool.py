@@ -72,6 +72,16 @@ def test_an_endpoint_killed_mid_run_is_set_aside_and_the_run_goes_on(tmp_path):
     assert len(list(read_jsonl(tmp_path / "conversations.jsonl", Conversation))) == 16
 
 
+def test_a_role_pointed_elsewhere_by_its_environment_is_not_pooled(tmp_path, monkeypatch):
+    made = []
+    with FakeOpenAI() as a, FakeOpenAI() as b, FakeOpenAI() as c:
+        monkeypatch.setenv("RECLLMSIM_ASSISTANT_BASE_URL", c.base_url)
+        make = factory([a.base_url, b.base_url], made, concurrency=4)
+        s = generate_conversations(corpus(tmp_path), 6, make, settings=Settings(seed=4), progress=False)
+        assert s["generated"] == 6 and c.count == 6 * 3 and a.count + b.count == 6 * 4
+        assert {r["body"]["messages"][0]["content"] for r in c.requests} == {"You are a helpful assistant."}
+
+
 def test_a_run_of_5xx_sets_an_endpoint_aside(tmp_path):
     made = []
     with FakeOpenAI() as a, FakeOpenAI(rate_500=1.0) as b:
@@ -86,9 +96,7 @@ def test_check_sets_aside_a_dead_endpoint_and_fails_only_when_all_are(tmp_path):
     with FakeOpenAI() as a:
         pools = parse_pools([a.base_url, dead], ["sk"], per_endpoint=4, environ={})
         ep = Endpoint(base_url=a.base_url, api_key="sk", model="m")
-        pool = PoolTransport(
-            OpenAITransport(timeout=2), pools, {(ep.base_url, ep.api_key, ep.model): "simulator"}
-        )
+        pool = PoolTransport(OpenAITransport(timeout=2), pools, {(ep.base_url, ep.api_key, ep.model): "*"})
 
         async def go():
             try:
@@ -101,7 +109,7 @@ def test_check_sets_aside_a_dead_endpoint_and_fails_only_when_all_are(tmp_path):
 
         asyncio.run(go())
     both_dead = parse_pools([dead, "http://127.0.0.1:7/v1"], [], per_endpoint=1, environ={})
-    pool = PoolTransport(OpenAITransport(timeout=2), both_dead, {})
+    pool = PoolTransport(OpenAITransport(timeout=2), both_dead, {(dead, "x", "m"): "*"})
     with pytest.raises(ServiceError, match="no endpoint of the pool answers"):
         asyncio.run(pool.check(Endpoint(base_url=dead, api_key="x", model="m")))
 
