@@ -26,6 +26,7 @@ from . import ExecutorSpec
 from .roundfiles import URL, part_bytes
 
 TERMINAL = ("completed", "expired", "cancelled", "failed")
+FILE_TIMEOUT = 600.0
 
 
 def combine(folder: Path, parts: list[dict]) -> None:
@@ -69,9 +70,11 @@ class OpenAIBatchBackend:
 
         ident = (endpoint.base_url, endpoint.api_key)
         if ident not in self._clients:
+            # Uploads and downloads of up to 200 MB take longer than one chat completion.
             self._clients[ident] = openai.AsyncOpenAI(
-                base_url=endpoint.base_url, api_key=endpoint.api_key, max_retries=4, timeout=self.timeout
-            )
+                base_url=endpoint.base_url, api_key=endpoint.api_key, max_retries=4,
+                timeout=max(self.timeout, FILE_TIMEOUT),
+            )  # fmt: skip
         return self._clients[ident]
 
     async def _call(self, endpoint, what: str, call):
