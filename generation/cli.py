@@ -93,8 +93,8 @@ def profiles(
         0.8, "--near-threshold", help="Word-bigram Jaccard of near duplicates."
     ),
     seed: int = SEED,
-    base_url: list[str] | None = o.BASE_URLS,
-    api_key: list[str] | None = o.API_KEYS,
+    base_url: list[str] | None = o.BASE_URL,
+    api_key: list[str] | None = o.API_KEY,
     endpoints: Path | None = o.ENDPOINTS,
     endpoint_concurrency: int | None = o.ENDPOINT_CONCURRENCY,
     executor: str = o.EXECUTOR,
@@ -108,6 +108,10 @@ def profiles(
     budget_usd: float | None = o.BUDGET_USD,
     prices: Path | None = o.PRICES,
     no_cache: bool = o.NO_CACHE,
+    api_key_env: list[str] | None = o.API_KEY_ENV,
+    param: list[str] | None = o.PARAM,
+    model_rules: Path | None = o.MODEL_RULES,
+    structured_output: str = o.STRUCTURED_OUTPUT,
     json_out: bool = JSON,
     quiet: bool = QUIET,
 ) -> None:
@@ -118,6 +122,7 @@ def profiles(
         base_url=base_url, api_key=api_key, model=model, profile_model=profile_model, concurrency=concurrency,
         timeout=timeout, max_retries=max_retries, budget_usd=budget_usd, prices=prices, no_cache=no_cache,
         endpoints_file=endpoints, endpoint_concurrency=endpoint_concurrency, executor=executor,
+        api_key_env=api_key_env, param=param, model_rules=model_rules, structured_output=structured_output,
     )  # fmt: skip
     s = generate_profiles(
         out, n, factory, batch_size=batch_size, chains=chains, temperature=temperature, seed=seed,
@@ -126,6 +131,11 @@ def profiles(
     )  # fmt: skip
     dups = f"{s.get('exact_duplicates', 0)} exact + {s.get('near_duplicates', 0)} near duplicates regenerated"
     _emit(s, json_out, [f"{s['total']} profiles in {s['out']} ({s['generated']} new; {dups})"])
+    if s.get("errors"):
+        raise ServiceError(
+            f"{s['errors']} profile call(s) failed (first: {s['first_error']}); the profiles accepted are "
+            "written: rerun to ask again"
+        )
 
 
 @generate_app.command()
@@ -147,8 +157,8 @@ def conversations(
     language: str = LANGUAGE,
     seed: int = SEED,
     shard: str | None = o.SHARD,
-    base_url: list[str] | None = o.BASE_URLS,
-    api_key: list[str] | None = o.API_KEYS,
+    base_url: list[str] | None = o.BASE_URL,
+    api_key: list[str] | None = o.API_KEY,
     endpoints: Path | None = o.ENDPOINTS,
     endpoint_concurrency: int | None = o.ENDPOINT_CONCURRENCY,
     executor: str = o.EXECUTOR,
@@ -163,6 +173,10 @@ def conversations(
     budget_usd: float | None = o.BUDGET_USD,
     prices: Path | None = o.PRICES,
     no_cache: bool = o.NO_CACHE,
+    api_key_env: list[str] | None = o.API_KEY_ENV,
+    param: list[str] | None = o.PARAM,
+    model_rules: Path | None = o.MODEL_RULES,
+    structured_output: str = o.STRUCTURED_OUTPUT,
     json_out: bool = JSON,
     quiet: bool = QUIET,
 ) -> None:
@@ -174,6 +188,7 @@ def conversations(
         assistant_model=assistant_model, concurrency=concurrency, timeout=timeout, max_retries=max_retries,
         budget_usd=budget_usd, prices=prices, no_cache=no_cache, endpoints_file=endpoints,
         endpoint_concurrency=endpoint_concurrency, executor=executor,
+        api_key_env=api_key_env, param=param, model_rules=model_rules, structured_output=structured_output,
     )  # fmt: skip
     settings = Settings(
         max_turns=max_turns, seed=seed, simulator_temperature=simulator_temperature,
@@ -187,9 +202,15 @@ def conversations(
     done = f"{s['already_done']} already done, {s['generated']} generated, {s['failed']} failed"
     where = f"{s['in_file']} in {s['out']} ({s['passed_filter']} pass the filter)"
     _emit(s, json_out, [f"{s['requested']} conversations requested: {done}; {where}"])
+    if s["context_limit"]:
+        typer.echo(
+            f"{s['context_limit']} conversation(s) outgrew the model's context and were kept with end_reason "
+            "context_limit (the filter rejects them): lower --max-turns or use a longer-context model",
+            err=True,
+        )
     if s["failed"]:
         raise ServiceError(
-            f"{s['failed']} conversation(s) ran out of retries (first: {s['first_error']}); "
+            f"{s['failed']} conversation(s) failed (first: {s['first_error']}); "
             "rerun the same command to redo only those"
         )
 
@@ -201,8 +222,8 @@ def filter_(
     llm_check: bool = typer.Option(
         False, "--llm-check", help="Also ask an LLM (annotator role) to check roles."
     ),
-    base_url: list[str] | None = o.BASE_URLS,
-    api_key: list[str] | None = o.API_KEYS,
+    base_url: list[str] | None = o.BASE_URL,
+    api_key: list[str] | None = o.API_KEY,
     endpoints: Path | None = o.ENDPOINTS,
     endpoint_concurrency: int | None = o.ENDPOINT_CONCURRENCY,
     executor: str = o.EXECUTOR,
@@ -216,6 +237,10 @@ def filter_(
     budget_usd: float | None = o.BUDGET_USD,
     prices: Path | None = o.PRICES,
     no_cache: bool = o.NO_CACHE,
+    api_key_env: list[str] | None = o.API_KEY_ENV,
+    param: list[str] | None = o.PARAM,
+    model_rules: Path | None = o.MODEL_RULES,
+    structured_output: str = o.STRUCTURED_OUTPUT,
     json_out: bool = JSON,
     quiet: bool = QUIET,
 ) -> None:
@@ -228,7 +253,8 @@ def filter_(
             base_url=base_url, api_key=api_key, model=model, annotator_model=annotator_model,
             concurrency=concurrency, timeout=timeout, max_retries=max_retries, budget_usd=budget_usd,
             prices=prices, no_cache=no_cache, endpoints_file=endpoints,
-            endpoint_concurrency=endpoint_concurrency, executor=executor,
+            endpoint_concurrency=endpoint_concurrency, executor=executor, api_key_env=api_key_env,
+            param=param, model_rules=model_rules, structured_output=structured_output,
         )  # fmt: skip
     s = filter_corpus(
         corpus, language=language, runner_factory=factory, progress=not quiet,
@@ -242,3 +268,8 @@ def filter_(
         )
     lines += [f"  {reason}: {count}" for reason, count in s["reasons"].items()]
     _emit(s, json_out, lines)
+    if s["llm_errors"]:
+        raise ServiceError(
+            f"{s['llm_errors']} of {s['llm_checked']} LLM check(s) failed (first: {s['llm_first_error']}); "
+            "those conversations keep their rule verdict: rerun to ask again"
+        )

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import typer
 
+from recllmsim_hf.errors import ServiceError
+
 from .llm import options as o
 
 WHAT_HELP = (
@@ -40,8 +42,8 @@ def annotate(
         "[default: recllmsim-eval]; (--shard) the folder the shard is copied to and annotated in.",
     ),
     shard: str = o.SHARD,
-    base_url: list[str] = o.BASE_URLS,
-    api_key: list[str] = o.API_KEYS,
+    base_url: list[str] = o.BASE_URL,
+    api_key: list[str] = o.API_KEY,
     endpoints: Path = o.ENDPOINTS,
     endpoint_concurrency: int = o.ENDPOINT_CONCURRENCY,
     executor: str = o.EXECUTOR,
@@ -55,6 +57,10 @@ def annotate(
     budget_usd: float = o.BUDGET_USD,
     prices: Path = o.PRICES,
     no_cache: bool = o.NO_CACHE,
+    api_key_env: list[str] | None = o.API_KEY_ENV,
+    param: list[str] | None = o.PARAM,
+    model_rules: Path | None = o.MODEL_RULES,
+    structured_output: str = o.STRUCTURED_OUTPUT,
     json_out: bool = typer.Option(False, "--json", help="Print a machine-readable summary."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
@@ -64,6 +70,7 @@ def annotate(
         annotator_model=annotator_model, concurrency=concurrency, timeout=timeout,
         max_retries=max_retries, budget_usd=budget_usd, prices=prices, no_cache=no_cache,
         endpoints_file=endpoints, endpoint_concurrency=endpoint_concurrency, executor=executor,
+        api_key_env=api_key_env, param=param, model_rules=model_rules, structured_output=structured_output,
     )  # fmt: skip
     spec = o.executor_from_options(executor, batch_command, batch_poll)
     log = partial(typer.echo, err=True)
@@ -91,7 +98,11 @@ def annotate(
             overwrite=overwrite, progress=not quiet, log=log, executor=spec, shard=shard, out=out,
         )  # fmt: skip
         text = format_summary(result)
-        errors = sum(c["errors"] for c in result["annotators"].values())
-        if errors:
-            log(f"{errors} call(s) failed after retries: recorded in extra.annotation; rerun to ask again")
     typer.echo(json.dumps(result, indent=2, sort_keys=True, ensure_ascii=False) if json_out else text)
+    counts = result.get("annotators", {}).values()
+    errors, calls = sum(c["errors"] for c in counts), sum(c["requests"] for c in counts)
+    if errors:
+        raise ServiceError(
+            f"{errors} of {calls} annotator call(s) failed (first: {result.get('first_error')}); "
+            "recorded in extra.annotation: rerun to ask again (answered calls replay from the cache)"
+        )

@@ -24,7 +24,8 @@ Options (keyword arguments; the same names as ``--flags`` with dashes):
   conversation has ``end_after`` assistant replies before the goodbye); any other
   request gets a deterministic assistant-style answer.
 - ``json_replier(schema, messages, body) -> dict | str``: the reply when the request asks
-  for ``response_format={"type": "json_schema", ...}``. Default :func:`example_for`, a
+  for ``response_format={"type": "json_schema", ...}``, or gives a schema in a message after
+  "JSON schema:" (JSON mode and plain prompting: the model follows the prompt). Default :func:`example_for`, a
   schema-driven example (first enum value, ``minItems`` items, ``minimum`` numbers).
 - ``latency`` seconds, ``jitter`` fraction: each response waits ``latency * (1 + jitter * u)``,
   ``u`` uniform in [-1, 1].
@@ -39,6 +40,13 @@ Options (keyword arguments; the same names as ``--flags`` with dashes):
   and a retried body gets a fresh draw.
 - ``max_tokens`` / ``max_completion_tokens`` in a request cut the reply (``finish_reason``
   "length"); ``usage`` counts about one token per 4 characters.
+- ``quirks``: a :class:`fake_quirks.Quirks` (or the name of one of ``fake_quirks.PRESETS``)
+  switching on the behaviours of real servers, with their real status codes and error bodies:
+  OpenAI reasoning-model rules, no json_schema (vLLM / Ollama style 400s), unknown model 404,
+  bad key 401, no ``usage``, cached prompt tokens, truncated JSON, refusals, fenced JSON,
+  context length 400s. ``--quirks NAME`` in process mode.
+- ``goodbye``: the simulator's closing message (default :data:`END_PHRASE`); the Chinese end
+  prompt counts like the English one.
 
 Recorded: ``requests`` (dicts with path, body and headers, ``authorization`` redacted to
 "Bearer <redacted>"), ``count``, ``outcomes`` (outcome -> count), ``max_in_flight``, and
@@ -60,19 +68,23 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from fake_quirks import PRESETS, Quirks
+
 END_PROMPT = "[System]: If you wish to conclude this conversation, please reply with 'Thank you, goodbye.'"
+END_PROMPT_ZH = "[System]：如果你想结束这次对话，请回复“谢谢，再见。”"
 END_PHRASE = "Thank you, goodbye."
 REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests"}
 REASONS |= {500: "Internal Server Error", 503: "Service Unavailable"}
+REASONS |= {403: "Forbidden", 422: "Unprocessable Entity"}
 
 
-def default_reply(messages: list[dict], body: dict, end_after: int = 3) -> str:
+def default_reply(messages: list[dict], body: dict, end_after: int = 3, goodbye: str = END_PHRASE) -> str:
     """Simulator if the messages hold the end prompt, else assistant; deterministic text."""
-    seen = sum(END_PROMPT in str(m.get("content", "")) for m in messages)
+    seen = sum(p in str(m.get("content", "")) for m in messages for p in (END_PROMPT, END_PROMPT_ZH))
     tag = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:8]
     if seen:
         if seen >= end_after:
-            return END_PHRASE
+            return goodbye
         return f"I would like more details on option {seen}, please. Can you consider my budget? ({tag})"
     n = sum(m.get("role") == "user" for m in messages)
     return f"Here is suggestion {n}: a plan in three steps that fits your preferences. ({tag})"
@@ -110,8 +122,22 @@ def example_for(schema: dict, messages: list[dict] | None = None, body: dict | N
     return gen(schema)
 
 
-def _tokens(text: str) -> int:
-    return max(1, len(text) // 4)
+SCHEMA_MARKER = "JSON schema:"
+
+
+def _schema_in_prompt(messages: list[dict]) -> dict | None:
+    """The JSON schema a message asks the model to follow ("... JSON schema:\n{...}"), if any."""
+    for m in messages:
+        content = str(m.get("content", ""))
+        at = content.find(SCHEMA_MARKER)
+        if at != -1:
+            try:
+                value, _ = json.JSONDecoder().raw_decode(content[at + len(SCHEMA_MARKER) :].lstrip())
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                return value
+    return None
 
 
 class FakeOpenAI:
@@ -137,9 +163,12 @@ class FakeOpenAI:
         script: list[str] | None = None,
         seed: int = 0,
         models: tuple[str, ...] = ("gpt-4o-mini", "gpt-4o"),
+        quirks: Quirks | str | None = None,
+        goodbye: str = END_PHRASE,
     ):
         self.host, self.port = host, port
-        self.replier = replier or (lambda messages, body: default_reply(messages, body, end_after))
+        self.quirks = PRESETS[quirks] if isinstance(quirks, str) else (quirks or Quirks())
+        self.replier = replier or (lambda messages, body: default_reply(messages, body, end_after, goodbye))
         self.json_replier = json_replier or example_for
         self.latency, self.jitter = latency, jitter
         self.rates = [("429", rate_429), ("500", rate_500), ("503", rate_503)]
@@ -185,38 +214,28 @@ class FakeOpenAI:
     def _completion(self, body: dict) -> bytes:
         messages = body.get("messages") or []
         fmt = body.get("response_format") or {}
+        prompted = _schema_in_prompt(messages)
+        structured = fmt.get("type") in ("json_schema", "json_object") or prompted is not None
         if fmt.get("type") == "json_schema":
             value = self.json_replier(fmt["json_schema"].get("schema", {}), messages, body)
             text = value if isinstance(value, str) else json.dumps(value)
+        elif prompted is not None:  # a model following a schema given in the prompt (JSON mode or none)
+            value = self.json_replier(prompted, messages, body)
+            text = value if isinstance(value, str) else json.dumps(value)
         else:
             text = self.replier(messages, body)
-        finish, limit = "stop", body.get("max_completion_tokens") or body.get("max_tokens")
-        if limit and _tokens(text) > limit:
-            text, finish = text[: limit * 4], "length"
-        prompt = sum(_tokens(str(m.get("content", ""))) for m in messages)
-        completion = _tokens(text)
+        message, finish, usage = self.quirks.shape(body, text, structured)
         ident = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:24]
-        return json.dumps(
-            {
-                "id": f"chatcmpl-{ident}",
-                "object": "chat.completion",
-                "created": 1700000000,
-                "model": body.get("model", "unknown"),
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": text, "refusal": None},
-                        "finish_reason": finish,
-                        "logprobs": None,
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": prompt,
-                    "completion_tokens": completion,
-                    "total_tokens": prompt + completion,
-                },
-            }
-        ).encode()
+        reply = {
+            "id": f"chatcmpl-{ident}",
+            "object": "chat.completion",
+            "created": 1700000000,
+            "model": body.get("model", "unknown"),
+            "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+        }
+        if self.quirks.usage:
+            reply["usage"] = usage
+        return json.dumps(reply).encode()
 
     # -- HTTP --------------------------------------------------------------------------------
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -270,7 +289,11 @@ class FakeOpenAI:
                 self._bearers[hashlib.sha256(auth[7:].encode()).hexdigest()] += 1
             body = json.loads(raw or b"{}")
             redacted = {k: ("Bearer <redacted>" if k == "authorization" else v) for k, v in headers.items()}
-            self.requests.append({"path": path, "body": body, "headers": redacted})
+            self.requests.append({"path": path, "body": body, "headers": redacted, "raw": raw.decode()})
+            refused = self.quirks.check(body, auth[7:] if auth.startswith("Bearer ") else "")
+            if refused is not None:
+                self.outcomes[str(refused[0])] += 1
+                return refused[0], {}, json.dumps(refused[1]).encode()
             outcome, delay = self._draw(raw)
             self.outcomes[outcome] += 1
             await asyncio.sleep(self.hang_seconds if outcome == "hang" else max(0.0, delay))
@@ -339,6 +362,8 @@ def _main(argv: list[str] | None = None) -> None:
         p.add_argument(f"--{name}", type=float, default=0.0)
     p.add_argument("--retry-after", type=float, default=0.05)
     p.add_argument("--hang-seconds", type=float, default=30.0)
+    p.add_argument("--quirks", choices=sorted(PRESETS), default=None)
+    p.add_argument("--goodbye", default=END_PHRASE)
     args = vars(p.parse_args(argv))
     try:
         FakeOpenAI(**args).serve_forever()

@@ -149,6 +149,8 @@ def annotate_corpus(
         "missing": coverage(Corpus(path), whats),
         "usage": runner.stats.as_dict(),
         "executor": ex.stats,
+        "first_error": tracker.first_error,
+        "structured_output": runner.structured_modes.get("annotator"),
     }
 
 
@@ -190,6 +192,7 @@ class _Tracker:
     def __init__(self, runner: LLMRunner, counts: dict, bar):
         self.runner, self.counts, self.bar = runner, counts, bar
         self.model = runner.endpoints["annotator"].model
+        self.first_error: str | None = None
 
     async def run(self, job: Job) -> LLMResult:
         result = await self.runner.complete(job.request)
@@ -197,6 +200,7 @@ class _Tracker:
         count["requests"] += 1
         count["cached"] += result.cached
         count["annotated" if result.ok else "errors"] += 1
+        self.first_error = self.first_error or result.error
         if self.bar is not None:
             self.bar.advance(self.bar.task_ids[0])
         return result
@@ -205,6 +209,9 @@ class _Tracker:
         """Record who answered ``what`` in one record, and which items: turn indexes (merged with
         earlier runs') or, for quality, the metrics; errors are this run's."""
         entry = {"model": self.model, "prompt_version": ANNOTATION_PROMPT_VERSION, "errors": errors}
+        mode = self.runner.structured_modes.get("annotator")
+        if mode is not None:
+            entry["structured_output"] = mode
         earlier = extra.setdefault("annotation", {}).get(what, {})
         turns = {job.index for job in answered if job.index is not None}
         if turns or earlier.get("turns"):
@@ -307,6 +314,9 @@ def _note_in_manifest(path: Path, runner: LLMRunner, whats: list[str], executor)
         "what": sorted(set(done) | set(whats)),
         **executor.describe(),
     }
+    mode = runner.structured_modes.get("annotator")
+    if mode is not None:
+        manifest.generation["annotation"]["structured_output"] = mode
     text = json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
     atomic_write_text(path / MANIFEST, text)
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from recllmsim_hf.errors import InputError
 from recllmsim_hf.schema import RATING_METRICS, Conversation, Profile, Ratings, Scenario, passed_filters
 
-from ..llm import LLMRequest, LLMResult, LLMRunner, cache_key, strict_schema
+from ..llm import LLMRequest, LLMResult, LLMRunner, strict_schema
 from .prompts import (
     ANNOTATION_PROMPT_VERSION,
     ANNOTATORS,
@@ -195,6 +195,11 @@ class Estimate:
 
     Tokens are estimated as characters / 4 for prompts (schema included) and a typical reply
     length per annotator; ``cost_usd`` is None when the model has no price.
+    ``cost_with_retries_usd`` is what the calls can cost at most when each needs the one retry
+    the runner gives an answer that cannot improve (invalid JSON, or a reply cut at the cap,
+    asked again with the cap doubled): twice the prompts, and the typical replies plus twice
+    each call's cap as sent (the model's rule may raise it). Retries of transient failures
+    (429, 5xx) are not billed.
     """
 
     def __init__(self, runner: LLMRunner):
@@ -202,20 +207,29 @@ class Estimate:
         self.model, self.prices_as_of = self._endpoint.model, runner.prices.as_of
         self.requests = self.cached = self.prompt_tokens = self.completion_tokens = 0
         self.cost_usd: float | None = 0.0
+        self.cost_with_retries_usd: float | None = 0.0
+        self.cap_tokens = 0
         self.per_annotator: dict[str, int] = {}
 
     def add(self, job: Job) -> None:
         self.requests += 1
         self.per_annotator[job.what] = self.per_annotator.get(job.what, 0) + 1
         cache = self._runner.cache
-        if cache is not None and cache.get(cache_key(job.request, self._endpoint)) is not None:
+        if cache is not None and cache.get(self._runner.cache_key(job.request)) is not None:
             self.cached += 1
             return
         self.prompt_tokens += _prompt_tokens(job.request)
         self.completion_tokens += job.expected_completion
+        cap = job.request.max_tokens or job.request.params.get("max_completion_tokens")
+        rule = self._runner.rules.rule(self.model)
+        self.cap_tokens += rule.cap(cap) or rule.reserve_completion_tokens
 
     def done(self) -> Estimate:
-        self.cost_usd = self._runner.prices.cost(self.model, self.prompt_tokens, self.completion_tokens)
+        prices = self._runner.prices
+        self.cost_usd = prices.cost(self.model, self.prompt_tokens, self.completion_tokens)
+        self.cost_with_retries_usd = prices.cost(
+            self.model, 2 * self.prompt_tokens, self.completion_tokens + 2 * self.cap_tokens
+        )
         return self
 
     def line(self) -> str:
@@ -227,7 +241,8 @@ class Estimate:
             cost = f"cost unknown: no price for {self.model!r} (give one with --prices FILE)"
         else:
             cost = (
-                f"~{self.cost_usd:.4f} USD with {self.model} (prices as of {self.prices_as_of or 'unknown'})"
+                f"~{self.cost_usd:.4f} USD with {self.model} (prices as of {self.prices_as_of or 'unknown'}; "
+                f"at most {self.cost_with_retries_usd:.4f} USD if every call needs its one retry)"
             )
         return f"{head}, {tokens}, {cost}"
 
@@ -241,5 +256,6 @@ class Estimate:
             )
 
     def as_dict(self) -> dict:
-        keys = ("requests", "cached", "prompt_tokens", "completion_tokens", "cost_usd", "model")
+        keys = ("requests", "cached", "prompt_tokens", "completion_tokens", "cost_usd",
+                "cost_with_retries_usd", "model")  # fmt: skip
         return {k: getattr(self, k) for k in keys} | {"per_annotator": dict(self.per_annotator)}

@@ -27,7 +27,6 @@ import asyncio
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -43,24 +42,32 @@ class LLMSettings:
     """Where and how to ask the LLM.
 
     ``model``: model name; ``base_url`` / ``api_key``: the endpoint (else ``OPENAI_BASE_URL`` /
-    ``OPENAI_API_KEY``; the key never appears in ``repr`` or in any output); ``concurrency``,
-    ``timeout``, ``max_retries``, ``budget_usd``: as for ``recllmsim generate``; ``cache``: a
-    SQLite response cache file (``None``: no cache); ``shots``: examples per class for
-    few-shot; ``limit``: score only the first ``limit`` test utterances; ``prices``: a price
-    table file overriding the bundled one.
+    ``OPENAI_API_KEY``; the key never appears in ``repr`` or in any output), or tuples of several
+    (a pool, ``generation/llm/pool.py``, as are ``endpoints`` and ``endpoint_concurrency``); ``concurrency``,
+    ``timeout``, ``max_retries``, ``budget_usd``, ``api_key_env``, ``param``, ``model_rules``,
+    ``structured_output``: as for ``recllmsim generate`` (same defaults); ``cache``: a SQLite
+    response cache file (``None``: no cache); ``shots``: examples per class for few-shot;
+    ``limit``: score only the first ``limit`` test utterances; ``prices``: a price table file
+    overriding the bundled one.
     """
 
     model: str = "gpt-4o-mini"
-    base_url: str | None = None
-    api_key: str | None = field(default=None, repr=False)
-    concurrency: int = 16
+    base_url: str | tuple[str, ...] | None = None
+    api_key: str | tuple[str, ...] | None = field(default=None, repr=False)
+    concurrency: int = 32
     timeout: float = 60.0
-    max_retries: int = 4
+    max_retries: int = 8
     budget_usd: float | None = None
     cache: str | os.PathLike | None = None
     shots: int = 2
     limit: int | None = None
     prices: str | os.PathLike | None = None
+    api_key_env: tuple[str, ...] = ()
+    param: tuple[str, ...] = ()
+    model_rules: str | os.PathLike | None = None
+    structured_output: str = "auto"
+    endpoints: str | os.PathLike | None = None
+    endpoint_concurrency: int | None = None
 
 
 def pick_examples(train, labels: list[str], shots: int, seed: int) -> list[int]:
@@ -90,18 +97,16 @@ def messages_for(task: str, context: str, utterance: str, examples: list[tuple[s
 
 
 def _runner(settings: LLMSettings):
-    from recllmsim_hf.generation.llm import LLMRunner, PriceTable, ResponseCache, endpoints_from_options
+    from recllmsim_hf.generation.llm.options import runner_from_options
 
-    endpoints = endpoints_from_options(settings.base_url, settings.api_key, settings.model)
-    return LLMRunner(
-        {ROLE: endpoints[ROLE]},
-        concurrency=settings.concurrency,
-        timeout=settings.timeout,
-        max_retries=settings.max_retries,
-        budget_usd=settings.budget_usd,
-        prices=PriceTable.load(settings.prices),
-        cache=ResponseCache(Path(settings.cache)) if settings.cache else None,
-    )
+    return runner_from_options(
+        None, base_url=settings.base_url, api_key=settings.api_key, model=settings.model,
+        concurrency=settings.concurrency, timeout=settings.timeout, max_retries=settings.max_retries,
+        budget_usd=settings.budget_usd, prices=settings.prices, cache_file=settings.cache,
+        api_key_env=list(settings.api_key_env), param=list(settings.param), model_rules=settings.model_rules,
+        structured_output=settings.structured_output, roles=(ROLE,), endpoints_file=settings.endpoints,
+        endpoint_concurrency=settings.endpoint_concurrency,
+    )  # fmt: skip
 
 
 async def _ask_all(settings: LLMSettings, requests: list, progress: bool) -> tuple[list, dict]:
@@ -128,7 +133,7 @@ async def _ask_all(settings: LLMSettings, requests: list, progress: bool) -> tup
         finally:
             if bar is not None:
                 bar.stop()
-        return results, runner.stats.as_dict()
+        return results, {**runner.stats.as_dict(), "structured_output": runner.structured_modes.get(ROLE)}
     finally:
         await runner.close()
 
@@ -191,6 +196,7 @@ def evaluate_llm(name: str, data, settings: LLMSettings, *, seed: int = 42, prog
         "prompt_tokens": stats["prompt_tokens"],
         "completion_tokens": stats["completion_tokens"],
         "cost_usd": round(stats["cost_usd"], 6),
+        "structured_output": stats["structured_output"],
     }
 
 

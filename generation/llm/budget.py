@@ -35,14 +35,18 @@ class Budget:
         self._cond: asyncio.Condition | None = None
         self.stopped: str | None = None
 
-    def worst_case(self, request: LLMRequest, endpoint: Endpoint, body_bytes: int) -> float:
-        """The most ``request`` can cost: the whole body as prompt, the cap (or 4,096) as completion."""
+    def worst_case(
+        self, request: LLMRequest, endpoint: Endpoint, body_bytes: int, completion: int | None = None
+    ) -> float:
+        """The most ``request`` can cost: the whole body as prompt, and as completion ``completion``
+        (the runner passes the cap sent, else the model rule's reservation), else the request's cap,
+        else 4,096."""
         if self.limit_usd is None:
             return 0.0
         # Over-estimate the prompt: one token per 3 bytes of body is above every tokenizer's
         # rate for English (~4 chars) and about right for CJK (3 bytes, ~1 token per char).
         prompt = body_bytes // 3 + 1
-        completion = request.max_tokens or request.params.get("max_completion_tokens")
+        completion = completion or request.max_tokens or request.params.get("max_completion_tokens")
         return self.prices.cost(endpoint.model, prompt, completion or DEFAULT_MAX_TOKENS_FOR_BUDGET) or 0.0
 
     def check(self) -> None:

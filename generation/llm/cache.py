@@ -5,20 +5,27 @@ the same command replays every call it has already paid for, at zero cost.
 
 Key contract (stable across releases; bump :data:`KEY_VERSION` if it ever changes):
 
-    key = sha256_hex(canonical_json({"v": KEY_VERSION, "prompt_version": P, "request": BODY}))
+    key = sha256_hex(canonical_json({"v": KEY_VERSION, "endpoint": E, "prompt_version": P,
+                                     "request": BODY}))
 
-where ``BODY`` is exactly the JSON body sent to ``/chat/completions``: ``model``,
-``messages``, the parameters that are set (``temperature``, ``max_tokens``, ``seed``,
-extra params; unset ones are left out), and ``response_format`` with the JSON schema of
-a structured output. ``canonical_json`` is ``json.dumps(obj, sort_keys=True,
-separators=(",", ":"), ensure_ascii=False)`` encoded as UTF-8. The base URL is *not*
-part of the key: the same model asked the same thing on another host (a proxy, a
-mirror) replays. API keys and tokens are never part of the key or the stored row.
+where ``BODY`` is the JSON body of the request as meant (``model``, ``messages``, the
+parameters that are set after the model's rule and ``--param``: unset ones are left out, and
+``response_format`` with the JSON schema of a structured output; with ``--structured-output
+auto`` the body of the ``json_schema`` mode, whichever mode the endpoint ends up taking, since
+one endpoint always takes the same mode) and ``E`` is the endpoint's identity: its base URL
+without a trailing slash (``https://api.openai.com/v1`` for the OpenAI API). Replies recorded
+from one server (a test server, a small local model) therefore never replay against another
+that serves a model of the same name. ``canonical_json`` is ``json.dumps(obj, sort_keys=True,
+separators=(",", ":"), ensure_ascii=False)`` encoded as UTF-8; it is used for the key only:
+the body sent keeps its fields in declaration order (a schema's properties in the order the
+model should write them). API keys and tokens are never part of the key or the stored row.
+Version 1 keys (before the endpoint was part of the key) are never looked up again.
 
 Rows hold only the model name, the prompt version, the reply text, the finish reason,
-the token usage and the original cost. The schema is versioned with ``PRAGMA
-user_version`` and explicit numbered migrations; each write is its own transaction
-(WAL journal), so a killed run leaves every finished call stored and none half-stored.
+the token usage, the original cost and the structured-output mode the reply was made in.
+The schema is versioned with ``PRAGMA user_version`` and explicit numbered migrations; each
+write is its own transaction (WAL journal), so a killed run leaves every finished call
+stored and none half-stored.
 One :class:`ResponseCache` is meant for one process (asyncio tasks share it freely:
 each call runs to completion on the event loop thread); other processes may read and
 write the same file (SQLite locking, 30 s busy timeout).
@@ -45,7 +52,8 @@ from typing import NamedTuple
 
 from recllmsim_hf.errors import InputError
 
-KEY_VERSION = 1
+KEY_VERSION = 2
+OPENAI_URL = "https://api.openai.com/v1"
 CACHE_FILE = Path(".cache") / "llm.sqlite"
 
 # Numbered migrations: MIGRATIONS[i] brings a database from user_version i to i + 1.
@@ -63,6 +71,7 @@ MIGRATIONS: tuple[str, ...] = (
         created_at        TEXT NOT NULL
     )
     """,
+    "ALTER TABLE responses ADD COLUMN structured_mode TEXT",
 )
 
 
@@ -71,9 +80,17 @@ def canonical_json(obj: object) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-def key_for_body(body: dict, prompt_version: str) -> str:
-    """The cache key of one request body (see the module docstring for the contract)."""
-    payload = canonical_json({"v": KEY_VERSION, "prompt_version": prompt_version, "request": body})
+def endpoint_identity(base_url: str | None) -> str:
+    """The endpoint part of the key: the base URL without a trailing slash."""
+    return (base_url or OPENAI_URL).rstrip("/")
+
+
+def key_for_body(body: dict, prompt_version: str, endpoint: str | None = None) -> str:
+    """The cache key of one request body sent to ``endpoint`` (a base URL; None: the OpenAI API)."""
+    payload = canonical_json(
+        {"v": KEY_VERSION, "endpoint": endpoint_identity(endpoint), "prompt_version": prompt_version,
+         "request": body}
+    )  # fmt: skip
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -83,6 +100,7 @@ class CachedResponse(NamedTuple):
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float | None
+    structured_mode: str | None = None
 
 
 class ResponseCache:
@@ -130,7 +148,7 @@ class ResponseCache:
     def get(self, key: str) -> CachedResponse | None:
         """The stored response for ``key``, or None."""
         row = self._conn.execute(
-            "SELECT text, finish_reason, prompt_tokens, completion_tokens, cost_usd"
+            "SELECT text, finish_reason, prompt_tokens, completion_tokens, cost_usd, structured_mode"
             " FROM responses WHERE key = ?",
             (key,),
         ).fetchone()
@@ -147,11 +165,14 @@ class ResponseCache:
         prompt_tokens: int,
         completion_tokens: int,
         cost_usd: float | None,
+        structured_mode: str | None = None,
     ) -> None:
         """Store one response in its own transaction; the first answer stored for a key wins."""
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self._conn.execute(
-            "INSERT OR IGNORE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO responses (key, model, prompt_version, text, finish_reason,"
+            " prompt_tokens, completion_tokens, cost_usd, created_at, structured_mode)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 key,
                 model,
@@ -162,6 +183,7 @@ class ResponseCache:
                 completion_tokens,
                 cost_usd,
                 stamp,
+                structured_mode,
             ),
         )
 

@@ -2,7 +2,10 @@
 
 Roles are :data:`ROLES`. Resolution order for each role: the per-role environment
 overrides ``RECLLMSIM_<ROLE>_BASE_URL`` / ``RECLLMSIM_<ROLE>_API_KEY``, then the flags
-``--base-url`` / ``--api-key``, then ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``. Models:
+``--base-url`` / ``--api-key``, then ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``; for the key,
+``--api-key-env [ROLE:]NAME`` (the variable NAME) comes first of all. A key taken from
+``OPENAI_API_KEY`` for a host that is not OpenAI's is sent, but said so once on stderr (never
+the key itself), since it was probably meant for OpenAI only. Models:
 ``--<role>-model``, else ``--model``. The key is kept out of ``repr``, ``str`` and
 ``model_dump`` so that it cannot leak into manifests, logs or caches by accident.
 """
@@ -10,12 +13,16 @@ overrides ``RECLLMSIM_<ROLE>_BASE_URL`` / ``RECLLMSIM_<ROLE>_API_KEY``, then the
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from recllmsim_hf.errors import InputError
 
 ROLES: tuple[str, ...] = ("profile", "simulator", "assistant", "annotator")
+OPENAI_HOSTS = ("api.openai.com",)
 
 
 class Endpoint(BaseModel):
@@ -38,11 +45,14 @@ def endpoints_from_options(
     annotator_model: str | None = None,
     *,
     environ: dict[str, str] | None = None,
+    api_key_env: dict[str, str] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> dict[str, Endpoint]:
     """Endpoints of all roles from CLI flags, then the environment.
 
     ``--model`` is every role's default; ``--simulator-model`` etc. override it. A local
     endpoint (``--base-url``) without a key gets the placeholder key ``"not-needed"``.
+    ``api_key_env`` maps roles to the variable their key is read from (``--api-key-env``).
 
     Example:
         >>> eps = endpoints_from_options(None, "sk-x", "gpt-4o", assistant_model="gpt-4o-mini", environ={})
@@ -50,8 +60,11 @@ def endpoints_from_options(
         ('gpt-4o', 'gpt-4o-mini', None)
     """
     env = os.environ if environ is None else environ
+    warn = warn or (lambda line: print(line, file=sys.stderr, flush=True))
     base_url = base_url or env.get("OPENAI_BASE_URL") or None
+    from_openai_env = not api_key and bool(env.get("OPENAI_API_KEY"))
     api_key = api_key or env.get("OPENAI_API_KEY") or None
+    warned: set[str] = set()
     models = {"profile": profile_model, "simulator": simulator_model, "assistant": assistant_model}
     models["annotator"] = annotator_model
     endpoints = {}
@@ -60,9 +73,26 @@ def endpoints_from_options(
         if not role_model:
             raise InputError(f"no model for the {role} role: pass --model (or --{role}-model)")
         role_url = env.get(f"RECLLMSIM_{role.upper()}_BASE_URL") or base_url
-        role_key = env.get(f"RECLLMSIM_{role.upper()}_API_KEY") or api_key
+        own_key = env.get(f"RECLLMSIM_{role.upper()}_API_KEY")
+        role_key = own_key or api_key
         if role_url is not None and not role_url.startswith(("http://", "https://")):
             raise InputError(f"--base-url: must start with http:// or https://, but got {role_url!r}")
+        name = (api_key_env or {}).get(role)
+        if name:
+            role_key = env.get(name) or None
+            if role_key is None:
+                raise InputError(
+                    f"--api-key-env {name}: the variable {name} is not set or empty ({role} role); "
+                    "export it or pass another NAME"
+                )
+        elif from_openai_env and not own_key and role_url is not None:
+            host = urlsplit(role_url).hostname or role_url
+            if host not in OPENAI_HOSTS and host not in warned:
+                warned.add(host)
+                warn(
+                    f"warning: sending the key from OPENAI_API_KEY to {host}, which is not an OpenAI host; "
+                    "pass --api-key-env NAME (or --api-key) to choose the key for that server"
+                )
         if role_key is None:
             if role_url is None:
                 raise InputError(

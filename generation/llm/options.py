@@ -26,25 +26,20 @@ from pathlib import Path
 
 import typer
 
+# Repeatable (commands annotate them as list[str] | None): several servers share a role (pool.py).
 BASE_URL = typer.Option(
-    None, "--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 [env OPENAI_BASE_URL]"
-)
-API_KEY = typer.Option(
-    None, "--api-key", help="API key [env OPENAI_API_KEY; prefer the variable]; never written anywhere"
-)
-# Repeatable forms (commands annotate them as list[str] | None): several servers share a role.
-BASE_URLS = typer.Option(
     None,
     "--base-url",
     help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1; repeat it to share "
     "the load among several servers [env OPENAI_BASE_URL]",
 )
-API_KEYS = typer.Option(
+API_KEY = typer.Option(
     None,
     "--api-key",
     help="API key [env OPENAI_API_KEY; prefer the variable]; once for all --base-url or "
     "once per --base-url; never written anywhere",
 )
+BASE_URLS, API_KEYS = BASE_URL, API_KEY  # the names the batch commands used first
 ENDPOINTS = typer.Option(
     None,
     "--endpoints",
@@ -105,6 +100,30 @@ PRICES = typer.Option(
 NO_CACHE = typer.Option(
     False, "--no-cache", help="Neither replay from nor write to CORPUS/.cache/llm.sqlite."
 )
+API_KEY_ENV = typer.Option(
+    None, "--api-key-env",
+    help="Read the API key from this environment variable; ROLE:NAME for one role (repeatable).",
+)  # fmt: skip
+PARAM = typer.Option(
+    None, "--param",
+    help="Extra request field KEY=VALUE, VALUE as JSON (top_k=40); ROLE:KEY=VALUE for one role (repeatable).",
+)  # fmt: skip
+MODEL_RULES = typer.Option(
+    None, "--model-rules", help="YAML/JSON per-model request rules laid over generation/llm/model_rules.yaml."
+)
+STRUCTURED_OUTPUT = typer.Option(
+    "auto", "--structured-output",
+    help="auto (json_schema, falling back to json_object, then prompt), json_schema, json_object or prompt.",
+)  # fmt: skip
+
+# The flags every LLM-calling command takes, with the same names and defaults (a test checks it).
+SHARED = (
+    "--base-url", "--api-key", "--api-key-env", "--endpoints", "--endpoint-concurrency", "--model",
+    "--concurrency", "--timeout", "--max-retries", "--budget-usd", "--prices", "--param", "--model-rules",
+    "--structured-output",
+)  # fmt: skip
+# ... and those of the commands that can send in batch rounds (all but `baseline intent`).
+BATCH_SHARED = ("--executor", "--batch-command", "--batch-poll")
 
 
 def runner_from_options(
@@ -123,6 +142,12 @@ def runner_from_options(
     budget_usd: float | None = None,
     prices: str | os.PathLike | None = None,
     no_cache: bool = False,
+    api_key_env: list[str] | None = None,
+    param: list[str] | None = None,
+    model_rules: str | os.PathLike | None = None,
+    structured_output: str = "auto",
+    roles: tuple[str, ...] | None = None,
+    cache_file: str | os.PathLike | None = None,
     endpoints_file: str | os.PathLike | None = None,
     endpoint_concurrency: int | None = None,
     executor: str = "online",
@@ -130,17 +155,24 @@ def runner_from_options(
 ):
     """An :class:`~recllmsim_hf.generation.llm.LLMRunner` from the parsed flags.
 
-    The cache is ``CORPUS/.cache/llm.sqlite`` unless ``no_cache``. Extra keyword
-    arguments (``backoff_base``, ``backoff_max``, ``transport`` ...) go to the runner.
-    ``base_url`` / ``api_key`` may be lists (repeated flags): several base URLs or an
-    ``endpoints_file`` make a pool (``pool.py``). ``executor="command"`` needs no key (no
-    server is called).
+    The cache is ``CORPUS/.cache/llm.sqlite`` unless ``no_cache`` (or ``cache_file``, a file of
+    one's own; ``corpus=None`` with no ``cache_file``: no cache). ``roles`` keeps only those
+    roles' endpoints. Extra keyword arguments (``backoff_base``, ``backoff_max``, ``transport``
+    ...) go to the runner. ``base_url`` / ``api_key`` may be lists (repeated flags): several base
+    URLs or an ``endpoints_file`` make a pool (``pool.py``). ``executor="command"`` needs no key
+    (no server is called).
     """
     from . import LLMRunner, PriceTable, ResponseCache, endpoints_from_options
+    from .endpoints import ROLES
+    from .params import parse_key_envs, parse_params
+    from .rules import ModelRules
+    from .structured import check_mode
 
+    check_mode(structured_output)
+    key_envs = parse_key_envs(api_key_env, ROLES)
     urls = [base_url] if isinstance(base_url, str) else list(base_url or [])
     keys = [api_key] if isinstance(api_key, str) else list(api_key or [])
-    if executor == "command" and not keys and not urls and not os.environ.get("OPENAI_API_KEY"):
+    if executor == "command" and not (keys or urls or key_envs or os.environ.get("OPENAI_API_KEY")):
         keys = ["not-needed"]  # the local program is the model: no server, no key
     pools = None
     if len(urls) > 1 or len(keys) > 1 or endpoints_file is not None:
@@ -149,15 +181,22 @@ def runner_from_options(
         pools = parse_pools(urls, keys, per_endpoint=endpoint_concurrency or concurrency,
                             endpoints_file=endpoints_file)  # fmt: skip
         first = (pools.get("*") or next(iter(pools.values())))[0]
-        urls, keys = [first.base_url], [first.api_key]
+        urls, keys = [first.base_url], [first.api_key] if first.api_key else keys[:1]
     endpoints = endpoints_from_options(
         urls[0] if urls else None, keys[0] if keys else None, model, simulator_model, assistant_model,
-        profile_model, annotator_model,
+        profile_model, annotator_model, api_key_env=key_envs,
     )  # fmt: skip
+    if roles is not None:
+        endpoints = {role: ep for role, ep in endpoints.items() if role in roles}
     if pools is not None:
         runner_kwargs["transport"] = _pool_transport(endpoints, pools, concurrency, timeout)
     table = PriceTable.load(prices)
-    cache = None if no_cache else ResponseCache.for_corpus(Path(corpus))
+    rules = ModelRules.load(model_rules)
+    params = parse_params(param, ROLES)
+    if no_cache or (corpus is None and cache_file is None):
+        cache = None
+    else:
+        cache = ResponseCache(Path(cache_file)) if cache_file else ResponseCache.for_corpus(Path(corpus))
     return LLMRunner(
         endpoints,
         concurrency=concurrency,
@@ -166,6 +205,9 @@ def runner_from_options(
         budget_usd=budget_usd,
         prices=table,
         cache=cache,
+        rules=rules,
+        params=params,
+        structured_output=structured_output,
         **runner_kwargs,
     )
 
@@ -177,14 +219,15 @@ def _pool_transport(endpoints: dict, pools: dict, concurrency: int, timeout: flo
 
     for role, replicas in pools.items():
         if role in endpoints:
-            update = {"base_url": replicas[0].base_url, "api_key": replicas[0].api_key}
+            key = replicas[0].api_key or endpoints[role].api_key
+            update = {"base_url": replicas[0].base_url, "api_key": key}
             endpoints[role] = endpoints[role].model_copy(update=update)
     shared = pools.get("*", [None])[0]
     pool_of = {}
     for role, ep in sorted(endpoints.items()):
         if role in pools:
             pool_of[(ep.base_url, ep.api_key, ep.model)] = role
-        elif shared is not None and (ep.base_url, ep.api_key) == (shared.base_url, shared.api_key):
+        elif shared is not None and ep.base_url == shared.base_url:
             pool_of.setdefault((ep.base_url, ep.api_key, ep.model), "*")
     inner = OpenAITransport(timeout=timeout, max_connections=concurrency)
     return PoolTransport(inner, pools, pool_of)

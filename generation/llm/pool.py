@@ -54,7 +54,7 @@ class EndpointEntry(BaseModel):
 
 
 class Replica:
-    """One server of a pool and its live counters."""
+    """One server of a pool and its live counters (``api_key`` None: the role's own key)."""
 
     def __init__(self, base_url: str, api_key: str | None, limit: int):
         self.base_url, self.api_key, self.limit = base_url, api_key, limit
@@ -85,7 +85,7 @@ def parse_pools(
         if not url.startswith(("http://", "https://")):
             raise InputError(f"--base-url: must start with http:// or https://, but got {url!r}")
         key = api_keys[i] if len(api_keys) > 1 else (api_keys[0] if api_keys else None)
-        pools.setdefault("*", []).append(Replica(url, key or "not-needed", per_endpoint))
+        pools.setdefault("*", []).append(Replica(url, key or None, per_endpoint))
     if endpoints_file is not None:
         for role, replica in _read_file(Path(endpoints_file), per_endpoint, env):
             pools.setdefault(role, []).append(replica)
@@ -128,7 +128,7 @@ def _read_file(path: Path, per_endpoint: int, env) -> list[tuple[str, Replica]]:
                 raise InputError(f"{path}: endpoints[{i}].api_key_env: ${entry.api_key_env} is not set")
         for role in entry.roles or ["*"]:
             out.append(
-                (role, Replica(entry.base_url, key or "not-needed", entry.concurrency or per_endpoint))
+                (role, Replica(entry.base_url, key or None, entry.concurrency or per_endpoint))
             )
     return out
 
@@ -163,25 +163,48 @@ class PoolTransport:
             return await self.inner.complete(endpoint, body)
         tried: set[int] = set()
         while True:
-            replica = await self._acquire(replicas, tried)
-            tried.add(id(replica))
-            target = endpoint.model_copy(update={"base_url": replica.base_url, "api_key": replica.api_key})
+            replica, target = await self.pick(endpoint, replicas, tried)
             try:
                 data = await self.inner.complete(target, body)
             except TransportFailure as e:
-                text = str(e)
-                refused = text.startswith(("connection failed", "cannot connect"))
-                replica.failures += 1
-                if refused or (text.startswith("HTTP 5") and replica.failures >= SICK_AFTER):
-                    self._set_aside(replica)
-                if refused and len(tried) < len(replicas):
+                if await self.failed(replica, e, replicas, tried):
                     continue  # another replica takes it at once
                 raise
-            else:
-                replica.failures, replica.set_asides = 0, 0
-                return data
-            finally:
-                await self._release(replica)
+            except BaseException:
+                await self.release(replica)
+                raise
+            await self.answered(replica)
+            return data
+
+    # -- the steps of one attempt, for a runner that shapes the body for the replica it goes to ---------
+    async def pick(
+        self, endpoint: Endpoint, replicas: list[Replica], tried: set[int]
+    ) -> tuple[Replica, Endpoint]:
+        """Hold the least busy replica (waiting while all are full) and the endpoint to send to."""
+        replica = await self._acquire(replicas, tried)
+        tried.add(id(replica))
+        update = {"base_url": replica.base_url, "api_key": replica.api_key or endpoint.api_key}
+        return replica, endpoint.model_copy(update=update)
+
+    async def answered(self, replica: Replica) -> None:
+        replica.failures, replica.set_asides = 0, 0
+        await self._release(replica)
+
+    async def release(self, replica: Replica) -> None:
+        """Give the replica back after an attempt that neither answered nor failed (cancelled)."""
+        await self._release(replica)
+
+    async def failed(
+        self, replica: Replica, e: TransportFailure, replicas: list[Replica], tried: set[int]
+    ) -> bool:
+        """Count a failure (setting the replica aside when it is sick); True: send it elsewhere at once."""
+        text = str(e)
+        refused = text.startswith(("connection failed", "cannot connect"))
+        replica.failures += 1
+        if refused or (text.startswith("HTTP 5") and replica.failures >= SICK_AFTER):
+            self._set_aside(replica)
+        await self._release(replica)
+        return refused and len(tried) < len(replicas)
 
     async def _acquire(self, replicas: list[Replica], tried: set[int]) -> Replica:
         async with self._free:
@@ -223,9 +246,8 @@ class PoolTransport:
         errors = []
         for replica in replicas:
             try:
-                await check(
-                    endpoint.model_copy(update={"base_url": replica.base_url, "api_key": replica.api_key})
-                )
+                key = replica.api_key or endpoint.api_key
+                await check(endpoint.model_copy(update={"base_url": replica.base_url, "api_key": key}))
             except TransportFailure as e:
                 errors.append(f"{replica.base_url}: {e}")
                 self._set_aside(replica)

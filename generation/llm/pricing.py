@@ -2,13 +2,19 @@
 
 The default table is ``generation/llm/prices.yaml`` (figures and their date are in that
 file). Users override or add models with ``--prices FILE``, a YAML or JSON file of the
-same shape (``models: {name: {input: USD, output: USD}}``; a bare ``{name: {...}}``
-mapping works too). A model without a price has an unknown cost.
+same shape (``models: {name: {input: USD, output: USD, cached_input: USD}}``; a bare
+``{name: {...}}`` mapping works too). ``cached_input`` is the rate of prompt tokens the server
+reports as cached (``usage.prompt_tokens_details.cached_tokens``); without it they cost
+``input``. ``batch_input`` / ``batch_output`` / ``batch_cached_input`` are the Batch API's
+rates, used by the batch executors (:meth:`PriceTable.for_batch`). A model without a price has
+an unknown cost.
 
 Example:
     >>> table = PriceTable.load()
     >>> round(table.cost("gpt-4o-mini-2024-07-18", 1_000_000, 1_000_000), 2)
     0.75
+    >>> round(table.cost("gpt-4o-mini", 1_000_000, 0, cached_tokens=500_000), 4)
+    0.1125
     >>> table.cost("my-local-model", 10, 10) is None
     True
 """
@@ -32,8 +38,10 @@ class Price(BaseModel):
 
     input: float = Field(ge=0)
     output: float = Field(ge=0)
+    cached_input: float | None = Field(default=None, ge=0)
     batch_input: float | None = Field(default=None, ge=0)  # the Batch API's price (OpenAI: half)
     batch_output: float | None = Field(default=None, ge=0)
+    batch_cached_input: float | None = Field(default=None, ge=0)
 
 
 class PriceTable:
@@ -69,26 +77,40 @@ class PriceTable:
         return self._memo[model]
 
     def for_batch(self) -> PriceTable:
-        """The table of the batch executors: each model's batch price, else its online price.
+        """The table of the batch executors: each model's batch price, else its online price
+        (cached prompt tokens at ``batch_cached_input``, else the lower of ``cached_input`` and the
+        batch input price).
 
         Example:
-            >>> round(PriceTable.load().for_batch().cost("gpt-4o-mini", 1_000_000, 1_000_000), 3)
+            >>> batch = PriceTable.load().for_batch()
+            >>> round(batch.cost("gpt-4o-mini", 1_000_000, 1_000_000), 3)
             0.375
+            >>> round(batch.cost("gpt-4o-mini", 1_000_000, 0, cached_tokens=500_000), 5)
+            0.05625
         """
         batch = {}
         for name, p in self.prices.items():
-            online = {"input": p.input, "output": p.output}
-            update = {k: getattr(p, f"batch_{k}") if getattr(p, f"batch_{k}") is not None else v
-                      for k, v in online.items()}  # fmt: skip
+            rate_in = p.input if p.batch_input is None else p.batch_input
+            cached = p.batch_cached_input
+            if cached is None and p.cached_input is not None:
+                cached = min(p.cached_input, rate_in)
+            update = {"input": rate_in, "output": p.output if p.batch_output is None else p.batch_output,
+                      "cached_input": cached}  # fmt: skip
             batch[name] = p.model_copy(update=update)
         return PriceTable(batch, self.as_of)
 
-    def cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
-        """USD for one call, or None when the model has no price."""
+    def cost(
+        self, model: str, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0
+    ) -> float | None:
+        """USD for one call (``cached_tokens`` of the prompt at the cached-input rate), or None
+        when the model has no price."""
         price = self.lookup(model)
         if price is None:
             return None
-        return (prompt_tokens * price.input + completion_tokens * price.output) / 1_000_000
+        cached = min(max(cached_tokens, 0), prompt_tokens)
+        cached_rate = price.input if price.cached_input is None else price.cached_input
+        fresh = (prompt_tokens - cached) * price.input + cached * cached_rate
+        return (fresh + completion_tokens * price.output) / 1_000_000
 
 
 def _read(path: Path) -> tuple[dict[str, Price], str | None]:

@@ -33,7 +33,7 @@ class CacheReplay:
         body: dict,
         send: Callable[[], Awaitable[LLMResult]],
     ) -> LLMResult:
-        key = key_for_body(body, request.prompt_version)
+        key = key_for_body(body, request.prompt_version, endpoint.base_url)
         if key in self._inflight:  # the same call is on its way: share its answer
             leader = await asyncio.shield(self._inflight[key])
             return leader.model_copy(update={"cached": leader.ok, "cost_usd": 0.0, "attempts": 0})
@@ -50,6 +50,7 @@ class CacheReplay:
                     finish_reason=result.finish_reason, prompt_tokens=result.usage.prompt_tokens,
                     completion_tokens=result.usage.completion_tokens,
                     cost_usd=result.cost_usd if result.cost_known else None,
+                    structured_mode=result.structured_mode,
                 )  # fmt: skip
             future.set_result(result)
             return result
@@ -74,6 +75,7 @@ class CacheReplay:
             cached=True,
             finish_reason=hit.finish_reason,
             model=endpoint.model,
+            structured_mode=hit.structured_mode,
         )
         try:
             if request.response_model is not None:

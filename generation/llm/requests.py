@@ -16,6 +16,8 @@ from recllmsim_hf.schema import Usage
 
 from .cache import key_for_body
 from .endpoints import Endpoint
+from .rules import ModelRule, shape
+from .structured import response_format, with_instruction
 
 
 class LLMRequest(BaseModel):
@@ -50,6 +52,12 @@ class LLMResult(BaseModel):
     latency: float = 0.0
     finish_reason: str | None = None
     model: str = ""
+    # Why the call failed ("rejected", "context_limit", "refusal", "length", "invalid_output",
+    # "transient"); None when it succeeded.
+    error_kind: str | None = None
+    refusal: str | None = None  # the model's refusal text (``message.refusal``)
+    structured_mode: str | None = None  # json_schema, json_object or prompt (structured calls)
+    usage_estimated: bool = False  # the server sent no usage: tokens estimated locally (tokens.py)
 
     @property
     def ok(self) -> bool:
@@ -93,22 +101,39 @@ def strict_schema(model: type[BaseModel]) -> dict:
     return fix(model.model_json_schema())
 
 
-def request_body(request: LLMRequest, model: str, schema: dict | None) -> dict:
-    """The chat-completions body of ``request`` for ``model`` (``schema``: its strict JSON schema)."""
-    body: dict[str, Any] = {"model": model, "messages": request.messages}
+def request_body(
+    request: LLMRequest,
+    model: str,
+    schema: dict | None,
+    *,
+    mode: str = "json_schema",
+    rule: ModelRule | None = None,
+    params: dict[str, Any] | None = None,
+) -> dict:
+    """The chat-completions body of ``request`` for ``model`` (``schema``: its strict JSON schema),
+    in structured-output ``mode``, shaped by the model's ``rule``, with the role's ``params`` last."""
+    messages = request.messages
+    if schema is not None and mode != "json_schema":
+        messages = with_instruction(messages, schema)
+    body: dict[str, Any] = {"model": model, "messages": messages}
     for name in ("temperature", "max_tokens", "seed"):
         value = getattr(request, name)
         if value is not None:
             body[name] = value
     if schema is not None:
-        name = request.response_model.__name__
-        body["response_format"] = {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
-        body["response_format"]["json_schema"]["strict"] = True
+        fmt = response_format(mode, request.response_model.__name__, schema)
+        if fmt is not None:
+            body["response_format"] = fmt
     body.update(request.params)
+    if rule is not None:
+        body = shape(rule, body)
+    body.update(params or {})
     return body
 
 
-def cache_key(request: LLMRequest, endpoint: Endpoint) -> str:
-    """The cache key of ``request`` sent to ``endpoint`` (contract: ``cache.py``)."""
+def cache_key(request: LLMRequest, endpoint: Endpoint, **shaping: Any) -> str:
+    """The cache key of ``request`` sent to ``endpoint`` (contract: ``cache.py``); ``shaping`` are
+    :func:`request_body`'s keywords (a runner's own keys: :meth:`LLMRunner.cache_key`)."""
     schema = strict_schema(request.response_model) if request.response_model else None
-    return key_for_body(request_body(request, endpoint.model, schema), request.prompt_version)
+    body = request_body(request, endpoint.model, schema, **shaping)
+    return key_for_body(body, request.prompt_version, endpoint.base_url)

@@ -3,12 +3,37 @@
 Exponential backoff with jitter (``base * 2**(n-1)`` capped at ``cap``, times 0.5-1.0), or the
 server's ``retry-after-ms`` / ``Retry-After`` (capped at ``retry_after_max``, plus up to 25 %
 jitter). The jitter comes from a seeded generator, so a run's waits are reproducible.
+
+What is retried (:func:`classify`): 429, 408/409, 5xx, timeouts and connection failures are
+``transient`` (retried with backoff); 401/403 are ``fatal`` (the key is refused: every request
+would fail, the run stops at once); other 4xx (400, 404, 422 ...) are ``rejected`` (the server
+refuses this request as it is: not retried, and identical rejections stop the run, see
+``guard.py``); a 400 saying the prompt is longer than the model's context
+(``context_length_exceeded``) is ``context_limit`` (not retried; a conversation keeps its paid
+turns). Answers that cannot improve by asking again (a refusal, a reply cut at the cap,
+invalid JSON) get at most one more attempt: ``reply.py`` and the runner.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+
+from .transport import TransportFailure
+
+_CONTEXT = ("context_length_exceeded", "maximum context length", "context length", "context window")
+
+
+def classify(failure: TransportFailure) -> str:
+    """``transient``, ``fatal``, ``rejected`` or ``context_limit`` (module docstring)."""
+    if failure.fatal:
+        return "fatal"
+    if failure.retryable or failure.status is None:
+        return "transient"
+    text = f"{failure.code or ''} {failure.server_message}".lower()
+    if failure.status in (400, 413) and any(marker in text for marker in _CONTEXT):
+        return "context_limit"
+    return "rejected"
 
 
 @dataclass

@@ -17,14 +17,38 @@ from typing import Any, Protocol
 from .endpoints import Endpoint
 
 
+def user_agent() -> str:
+    """``recllmsim/<version>``: servers' logs show who is calling."""
+    from recllmsim_hf import __version__
+
+    return f"recllmsim/{__version__}"
+
+
 class TransportFailure(Exception):
-    """One failed attempt, as a transport reports it to the runner."""
+    """One failed attempt, as a transport reports it to the runner.
+
+    ``status`` is the HTTP status (None: no reply), ``code`` the error body's ``code`` when it
+    is a string (OpenAI's ``model_not_found``, ``context_length_exceeded`` ...), ``server_message``
+    the error body's message as the server wrote it.
+    """
+
+    mode: str | None
 
     def __init__(
-        self, message: str, *, retryable: bool, retry_after: float | None = None, fatal: bool = False
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        fatal: bool = False,
+        status: int | None = None,
+        code: str | None = None,
+        server_message: str = "",
     ):
         super().__init__(message)
         self.retryable, self.retry_after, self.fatal = retryable, retry_after, fatal
+        self.status, self.code, self.server_message = status, code, server_message
+        self.mode: str | None = None  # the structured-output mode of the attempt (set by the runner)
 
 
 class Transport(Protocol):
@@ -84,6 +108,7 @@ class OpenAITransport:
                         max_retries=0,
                         timeout=self.timeout,
                         http_client=http,
+                        default_headers={"User-Agent": user_agent()},
                     )
                 )
             pool = self._pools[ident] = (clients, [0] * self._shards)
@@ -101,7 +126,7 @@ class OpenAITransport:
                 )
             return json.loads(response.content)
         except openai.APIStatusError as e:
-            raise _status_failure(e.status_code, e.response.headers, _message(e)) from None
+            raise status_failure(e.status_code, e.response.headers, *_message(e)) from None
         except (TimeoutError, openai.APITimeoutError):
             raise TransportFailure(f"no reply within {self.timeout:g} s", retryable=True) from None
         except openai.APIConnectionError as e:
@@ -119,7 +144,7 @@ class OpenAITransport:
                 await self._pool(endpoint)[0][0].get("/models", cast_to=self._httpx.Response)
         except self._openai.APIStatusError as e:
             if e.status_code in (401, 403):
-                raise _status_failure(e.status_code, e.response.headers, _message(e)) from None
+                raise status_failure(e.status_code, e.response.headers, *_message(e)) from None
         except (TimeoutError, self._openai.APIConnectionError):
             raise TransportFailure(
                 f"cannot connect (no reply within {self.timeout:g} s)", retryable=False
@@ -132,14 +157,20 @@ class OpenAITransport:
         self._pools.clear()
 
 
-def _message(error: Any) -> str:
+def _message(error: Any) -> tuple[str, str | None]:
+    """The server's message and string ``code``: OpenAI and Ollama nest them in ``error`` (the
+    client hands that object over), vLLM puts them at the top level (``code`` is the status)."""
     body = getattr(error, "body", None)
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        body = body["error"]
+    code = body.get("code") if isinstance(body, dict) else None
+    code = code if isinstance(code, str) else None
     if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return body["message"]
-    return str(getattr(error, "message", "") or "")
+        return body["message"], code
+    return str(getattr(error, "message", "") or ""), code
 
 
-def _status_failure(status: int, headers: Any, message: str) -> TransportFailure:
+def status_failure(status: int, headers: Any, message: str, code: str | None = None) -> TransportFailure:
     retry_after = None
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
         try:
@@ -147,6 +178,10 @@ def _status_failure(status: int, headers: Any, message: str) -> TransportFailure
             break
         except (TypeError, ValueError):
             continue
-    message = f"HTTP {status}: {message.splitlines()[0][:200] if message else 'no message'}"
+    server = message.splitlines()[0][:300] if message else ""
+    text = f"HTTP {status}: {server or 'no message'}"
     retryable = status in (408, 409, 429) or status >= 500
-    return TransportFailure(message, retryable=retryable, retry_after=retry_after, fatal=status in (401, 403))
+    return TransportFailure(
+        text, retryable=retryable, retry_after=retry_after, fatal=status in (401, 403), status=status,
+        code=code, server_message=server,
+    )  # fmt: skip

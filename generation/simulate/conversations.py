@@ -3,9 +3,14 @@
 The user simulator gets the scenario and the profile in its system prompt and opens
 the conversation; the assistant is a plain assistant and sees only the user and
 assistant turns. Every assistant reply reaches the simulator with the paper's end
-prompt appended; the conversation ends when the simulator's reply says "Thank you,
-goodbye." (``end_reason="goodbye"``; that closing message is kept in
-``generation.extra["closing_message"]``, not in the turns, as in the release) or after
+prompt appended (in Chinese for ``--language zh``); the conversation ends when the simulator's
+reply closes with thanks and a goodbye (the rule of ``goodbye.py``: "Thanks, goodbye.", "Thank
+you so much, goodbye!", "谢谢，再见。" with zh ...; ``end_reason="goodbye"``; that closing message is
+kept in ``generation.extra["closing_message"]``, not in the turns, as in the release, and the
+exact closing text matched in ``extra["closing_phrase"]``), when a reply is cut at the token
+cap (``end_reason="cut_off"``: the filter rejects a cut turn, so no more turns are paid for),
+when the conversation outgrows the model's context (``end_reason="context_limit"``: the paid
+turns are kept, the filter rejects it, the server's message is in ``extra["context_error"]``), or after
 ``max_turns`` user/assistant exchanges (``end_reason="max_turns"``; the simulator's reply
 to the last exchange is still asked for, to see whether it would have said goodbye, and
 kept as ``closing_message``). Every request carries a seed derived from (seed,
@@ -120,6 +125,10 @@ class ConversationFailed(ItemFailed):
     """An LLM call of one conversation failed after its retries (the conversation is not written)."""
 
 
+class _ContextFull(Exception):
+    """The next call of a conversation is longer than the model's context."""
+
+
 async def run_conversation(runner, item: PlanItem, settings: Settings) -> Conversation:
     """Let the simulator and the assistant talk online; returns the finished conversation.
 
@@ -167,6 +176,8 @@ def conversation_steps(item: PlanItem, settings: Settings, endpoints, executor: 
             seed=_seed(settings.seed, item.index, step), prompt_version=prompts.PROMPT_VERSION, tag=tag,
         )  # fmt: skip
         result = yield request
+        if result.error and result.error_kind == "context_limit" and turns:
+            raise _ContextFull(result.error)
         if result.error:
             raise ConversationFailed(result.error)
         stats["requests"] += 1
@@ -179,23 +190,34 @@ def conversation_steps(item: PlanItem, settings: Settings, endpoints, executor: 
         extra = {} if result.finish_reason in (None, "stop") else {"finish_reason": result.finish_reason}
         return result.text, extra
 
-    for exchange in range(settings.max_turns + 1):
-        text, extra = yield from ask("simulator", sim, settings.simulator_temperature, 2 * exchange)
-        if prompts.says_goodbye(text):
-            end_reason, closing = "goodbye", text
-            if not turns:  # a record needs a turn; the filter rejects it (no_exchange)
-                turns.append(Turn(role="user", content=text, extra=extra))
-            break
-        if exchange == settings.max_turns:
-            closing = text  # the simulator wanted to go on: kept for inspection, not answered
-            break
-        turns.append(Turn(role="user", content=text, extra=extra))
-        sim.append({"role": "assistant", "content": text})
-        chat.append({"role": "user", "content": text})
-        reply, extra = yield from ask("assistant", chat, settings.assistant_temperature, 2 * exchange + 1)
-        turns.append(Turn(role="assistant", content=reply, extra=extra))
-        chat.append({"role": "assistant", "content": reply})
-        sim.append({"role": "user", "content": prompts.with_end_prompt(reply)})
+    phrase, context_error = None, None
+    try:
+        for exchange in range(settings.max_turns + 1):
+            text, extra = yield from ask("simulator", sim, settings.simulator_temperature, 2 * exchange)
+            phrase = prompts.closing_phrase(text, settings.language)
+            if phrase is not None:
+                end_reason, closing = "goodbye", text
+                if not turns:  # a record needs a turn; the filter rejects it (no_exchange)
+                    turns.append(Turn(role="user", content=text, extra=extra))
+                break
+            if exchange == settings.max_turns:
+                closing = text  # the simulator wanted to go on: kept for inspection, not answered
+                break
+            turns.append(Turn(role="user", content=text, extra=extra))
+            if extra.get("finish_reason") == "length":
+                end_reason = "cut_off"
+                break
+            sim.append({"role": "assistant", "content": text})
+            chat.append({"role": "user", "content": text})
+            reply, extra = yield from ask("assistant", chat, settings.assistant_temperature, 2 * exchange + 1)
+            turns.append(Turn(role="assistant", content=reply, extra=extra))
+            if extra.get("finish_reason") == "length":
+                end_reason = "cut_off"
+                break
+            chat.append({"role": "assistant", "content": reply})
+            sim.append({"role": "user", "content": prompts.with_end_prompt(reply, settings.language)})
+    except _ContextFull as e:
+        end_reason, context_error = "context_limit", str(e)
 
     conv = Conversation(
         conversation_id=item.conversation_id,
@@ -217,7 +239,14 @@ def conversation_steps(item: PlanItem, settings: Settings, endpoints, executor: 
             cost_usd=round(cost, 8) if cost_known else None,
             started_at=started_at,
             duration_s=round(time.perf_counter() - t0, 3),
-            extra={"index": item.index, "closing_message": closing, **stats, "executor": executor},
+            extra={
+                "index": item.index,
+                "closing_message": closing,
+                "closing_phrase": phrase,
+                **stats,
+                "executor": executor,
+                **({"context_error": context_error} if context_error else {}),
+            },  # fmt: skip
         ),
     )
     conv.extra["filter"] = check_rules(conv, settings.language)
@@ -244,6 +273,7 @@ async def _run(
         await asyncio.to_thread(append_jsonl, path, conv)
         outcome["generated"] += 1
         outcome["passed"] += conv.extra["filter"]["passed"]
+        outcome["context_limit"] += conv.end_reason == "context_limit"
         show.advance(1, outcome["failed"])
 
     await executor.drive(items, done)
@@ -313,7 +343,8 @@ def generate_conversations(
             **spec.describe(), "shard": str(shard) if shard else None,
         }}  # fmt: skip
         counts = {"profiles": len(profiles), "scenarios": len(all_scenarios)}
-        outcome = {"generated": 0, "failed": 0, "passed": 0, "first_error": None, "run_s": 0.0}
+        outcome = {"generated": 0, "failed": 0, "passed": 0, "context_limit": 0, "first_error": None,
+                   "run_s": 0.0}  # fmt: skip
         stats: dict = {}
         t0 = time.perf_counter()
         if todo:
@@ -360,6 +391,7 @@ def generate_conversations(
         "generated": outcome["generated"],
         "failed": outcome["failed"],
         "first_error": outcome["first_error"],
+        "context_limit": outcome["context_limit"],
         "in_file": counts["conversations"],
         "passed_filter": counts["conversations_passed"],
         "not_in_plan": len(done - planned),

@@ -9,7 +9,8 @@ stored in ``Conversation.extra["filter"]``::
 and the filtered set is the conversations with ``passed`` true. Reason codes:
 
 - ``no_exchange``: the conversation has no assistant reply;
-- ``not_ended``: the simulator never said the end phrase (ended at ``--max-turns``);
+- ``not_ended``: the simulator never said goodbye (ended at ``--max-turns``, on a reply cut at
+  the token cap: ``cut_off``, or when it outgrew the model's context: ``context_limit``);
 - ``empty_turn``: a turn is empty or whitespace;
 - ``cut_off_turn``: a reply stopped at the token limit (``finish_reason`` "length");
 - ``prompt_leak``: a turn contains the ``[System]`` end prompt;
@@ -190,27 +191,30 @@ def _llm_request(conv: Conversation, profile: str, scenario: str):
     )
 
 
-async def _llm_checks(executor, convs: list[Conversation], corpus: Path, show: RunProgress) -> int:
+async def _llm_checks(executor, convs: list[Conversation], corpus: Path, show: RunProgress) -> dict:
     profiles = {p.profile_id: p.text for p in read_jsonl(corpus / PROFILES, Profile)}
     scenarios = {s.scenario_id: s.text for s in read_jsonl(corpus / SCENARIOS, Scenario)}
     model = executor.runner.endpoints["annotator"].model
     # Conversations the rules already reject are not sent (they cannot pass).
     todo = [c for c in convs if c.extra["filter"]["passed"]]
-    errors = 0
+    outcome = {"errors": 0, "checked": 0, "first_error": None}
 
     def one(conv: Conversation):
         request = _llm_request(conv, profiles.get(conv.profile_id, ""), scenarios.get(conv.scenario_id, ""))
         return (yield request)
 
     def done(index: int, result, error) -> None:
-        nonlocal errors
-        errors += result.error is not None
+        outcome["checked"] += 1
+        outcome["errors"] += result.error is not None
+        outcome["first_error"] = outcome["first_error"] or result.error
         conv = todo[index]
         conv.extra["filter"] = merge_llm(conv.extra["filter"], result.parsed, model, result.error)
-        show.advance(1, errors)
+        if result.structured_mode is not None:
+            conv.extra["filter"]["llm"]["structured_output"] = result.structured_mode
+        show.advance(1, outcome["errors"])
 
     await executor.drive([one(c) for c in todo], done)
-    return errors
+    return outcome
 
 
 def filter_corpus(
@@ -225,9 +229,10 @@ def filter_corpus(
     """Recompute every conversation's verdict and rewrite ``conversations.jsonl`` atomically.
 
     With ``runner_factory`` the LLM check runs too (on conversations the rules pass).
-    Returns :func:`table` plus ``llm_errors``: a conversation whose LLM check failed keeps
-    its rule verdict and ``llm.error``; a rerun asks again. ``executor`` (default online;
-    ``generation/llm/executors``) sends the LLM checks; ``log`` gets batch progress lines.
+    Returns :func:`table` plus ``llm_errors`` (of ``llm_checked``; ``llm_first_error``): a
+    conversation whose LLM check failed keeps its rule verdict and ``llm.error``; a rerun asks
+    again. ``executor`` (default online; ``generation/llm/executors``) sends the LLM checks;
+    ``log`` gets batch progress lines.
 
     Example:
         >>> filter_corpus("corpus")["filtered"]["conversations"]  # doctest: +SKIP
@@ -244,12 +249,12 @@ def filter_corpus(
         convs = list(read_jsonl(path, Conversation))
         for conv in convs:
             conv.extra["filter"] = check_rules(conv, language)
-        llm_errors = 0
+        llm = {"errors": 0, "checked": 0, "first_error": None}
         if runner_factory is not None and convs:
             runner = runner_factory(corpus)
             todo = sum(c.extra["filter"]["passed"] for c in convs)
 
-            async def main() -> int:
+            async def main() -> dict:
                 try:
                     ex = make_executor(executor, runner, corpus, "filter", log)
                     await ex.check()
@@ -258,7 +263,7 @@ def filter_corpus(
                 finally:
                     await runner.close()
 
-            llm_errors = asyncio.run(main())
+            llm = asyncio.run(main())
         write_jsonl(path, convs)
         summary = table(convs)
         checked = None
@@ -273,4 +278,5 @@ def filter_corpus(
                 "conversations_passed": summary["filtered"]["conversations"],
             },
         )
-    return {**summary, "llm_errors": llm_errors, "language": language}
+    llm_out = {"llm_errors": llm["errors"], "llm_checked": llm["checked"]}
+    return {**summary, **llm_out, "llm_first_error": llm["first_error"], "language": language}

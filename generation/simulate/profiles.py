@@ -224,6 +224,7 @@ async def _generate(runner, profiles: list[Profile], n: int, opts: dict, show: R
                                     "seed": opts["seed"],
                                     "chain": chain.index,
                                     "round": round_,
+                                    "structured_output": result.structured_mode,
                                 }
                             },
                         )  # fmt: skip
@@ -304,6 +305,7 @@ def generate_profiles(
             meta = {"model": runner.endpoints["profile"].model, "temperature": temperature, "seed": seed}
             meta.update(batch_size=batch_size, chains=chains, prompt_version=prompts.PROMPT_VERSION)
             meta.update(spec.describe())
+            meta["structured_output"] = runner.structured_modes.get("profile")
             update_manifest(corpus, generation={"profiles": meta}, counts={"profiles": len(profiles)})
     return {
         "out": str(Path(corpus)),

@@ -4,8 +4,9 @@
 conversation's metadata: change it whenever a text below changes, so that cached
 replies made with the old wording are not replayed for the new one.
 
-The end prompt and phrase are the paper's (RecLLMSim §3.4); the other texts are this
-project's own.
+The end prompt and phrase are the paper's (RecLLMSim §3.4), with a Chinese form for
+``--language zh``; when a reply ends the conversation is the goodbye rule of ``goodbye.py``.
+The other texts are this project's own.
 
 Example:
     >>> says_goodbye("Great, that's all I need. Thank you, goodbye!")
@@ -16,18 +17,12 @@ Example:
 
 from __future__ import annotations
 
-import re
+from .goodbye import END_PHRASES, END_PROMPTS, closing_phrase, end_prompt, says_goodbye  # noqa: F401
 
 PROMPT_VERSION = "recllmsim-gen-1"
 
-END_PHRASE = "Thank you, goodbye."
-END_PROMPT = "[System]: If you wish to conclude this conversation, please reply with 'Thank you, goodbye.'"
-_GOODBYE = re.compile(r"thank\s+you\W{0,3}\s*good\W?bye", re.IGNORECASE)
-
-
-def says_goodbye(text: str) -> bool:
-    """Whether a simulator reply ends the conversation (the end phrase, loosely punctuated)."""
-    return bool(_GOODBYE.search(text))
+END_PHRASE = END_PHRASES["en"]
+END_PROMPT = END_PROMPTS["en"]
 
 
 # -- conversations -------------------------------------------------------------------------------
@@ -62,9 +57,9 @@ def simulator_setup(profile_text: str, scenario_text: str, language: str = "Engl
     return SIMULATOR_SYSTEM.format(profile=profile_text, scenario=scenario_text, language=language)
 
 
-def with_end_prompt(assistant_reply: str) -> str:
-    """An assistant reply as the simulator sees it: with the end prompt appended."""
-    return f"{assistant_reply}\n\n{END_PROMPT}"
+def with_end_prompt(assistant_reply: str, language: str = "en") -> str:
+    """An assistant reply as the simulator sees it: with the (localised) end prompt appended."""
+    return f"{assistant_reply}\n\n{end_prompt(language)}"
 
 
 # -- profiles ------------------------------------------------------------------------------------

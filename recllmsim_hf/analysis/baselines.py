@@ -168,7 +168,7 @@ def run_intent_baselines(
         for name in remote:
             if llm is None:
                 raise InputError(
-                    f"--models {name}: needs an LLM endpoint (--llm-model, --base-url/--api-key)"
+                    f"--models {name}: needs an LLM endpoint (--model, --base-url/--api-key)"
                 )
             bar.step(f"{name} ({llm_label})")
             results.append(llm(name, data, seed, progress))

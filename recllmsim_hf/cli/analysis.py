@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from recllmsim_hf.errors import InputError
+from recllmsim_hf.errors import InputError, ServiceError
 from recllmsim_hf.generation.llm import options as o
 
 DEFAULT_MODELS = "svm,decision_tree,random_forest,adaboost,bernoulli_nb,context"
@@ -62,19 +62,27 @@ def intent(
         None, "--split-seeds", help="Also re-split with these build seeds (e.g. 0-4) and report mean ± std."
     ),
     split_by: str = typer.Option("utterance", "--split-by", help="Unit of --split-seeds re-splits."),
-    llm_model: str = typer.Option("gpt-4o-mini", "--llm-model", help="Model of the llm-* rows."),
+    llm_model: str = typer.Option(
+        "gpt-4o-mini", "--model", "--llm-model", help="Model of the llm-* rows (--llm-model: the old name)."
+    ),
     shots: int = typer.Option(2, "--shots", min=1, help="Few-shot examples per label."),
     limit: int = typer.Option(None, "--limit", min=1, help="llm-* rows: score the first N test utterances."),
     cache: Path = typer.Option(
         None, "--cache", help="llm-* rows: SQLite response cache file to replay from."
     ),
-    base_url: str = o.BASE_URL,
-    api_key: str = o.API_KEY,
-    concurrency: int = typer.Option(16, "--concurrency", min=1, help="LLM requests in flight at most."),
+    base_url: list[str] | None = o.BASE_URL,
+    api_key: list[str] | None = o.API_KEY,
+    endpoints: Path | None = o.ENDPOINTS,
+    endpoint_concurrency: int | None = o.ENDPOINT_CONCURRENCY,
+    concurrency: int = o.CONCURRENCY,
     timeout: float = o.TIMEOUT,
-    max_retries: int = typer.Option(4, "--max-retries", min=0, help="Retries of one LLM request."),
+    max_retries: int = o.MAX_RETRIES,
     budget_usd: float = o.BUDGET_USD,
     prices: Path = o.PRICES,
+    api_key_env: list[str] | None = o.API_KEY_ENV,
+    param: list[str] | None = o.PARAM,
+    model_rules: Path | None = o.MODEL_RULES,
+    structured_output: str = o.STRUCTURED_OUTPUT,
     json_out: bool = typer.Option(False, "--json", help="Print the results as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
@@ -84,8 +92,12 @@ def intent(
 
     names = [m.strip() for m in models.split(",") if m.strip()]
     llm = LLMSettings(
-        model=llm_model, base_url=base_url, api_key=api_key, concurrency=concurrency, timeout=timeout,
+        model=llm_model, base_url=tuple(base_url or ()), api_key=tuple(api_key or ()),
+        endpoints=endpoints, endpoint_concurrency=endpoint_concurrency, concurrency=concurrency,
+        timeout=timeout,
         max_retries=max_retries, budget_usd=budget_usd, cache=cache, shots=shots, limit=limit, prices=prices,
+        api_key_env=tuple(api_key_env or ()), param=tuple(param or ()), model_rules=model_rules,
+        structured_output=structured_output,
     )  # fmt: skip
     report = run_intent_baselines(
         folder, names, seed=seed, split_seeds=parse_seeds(split_seeds), split_by=split_by,
@@ -96,3 +108,9 @@ def intent(
         typer.echo(json.dumps(report, indent=2))
     else:
         typer.echo(render_baselines(report), nl=False)
+    failed = [r for r in report.get("results", []) if r.get("failed")]
+    if failed:
+        raise ServiceError(
+            f"{sum(r['failed'] for r in failed)} LLM request(s) failed "
+            f"(first: {failed[0]['first_error']}); they count as wrong answers above: rerun to ask again"
+        )

@@ -22,8 +22,9 @@ from pathlib import Path
 from recllmsim_hf.corpus import atomic_write_text
 from recllmsim_hf.errors import InputError
 
+from ..transport import TransportFailure, status_failure
+
 URL = "/v1/chat/completions"
-NOT_RETRYABLE = (400, 401, 403, 404, 422)
 
 
 def batch_line(key: str, body_json: str) -> str:
@@ -74,7 +75,12 @@ def part_bytes(folder: Path, part: dict) -> bytes:
 
 
 def read_answers(data: bytes, where: str) -> dict[str, tuple[str, object]]:
-    """custom_id -> ("ok", reply body) | ("error", message) | ("fatal", message) of output or error lines."""
+    """custom_id -> ("ok", reply body) | ("error", :class:`TransportFailure`) of output or error lines.
+
+    A failed line becomes the failure the online transport would raise for the same status and
+    error body (so 400/404/422 are rejections, 401/403 a refused key, 429/5xx retried); a line
+    with an ``error`` and no status (an expired or cancelled request) is retried.
+    """
     found: dict[str, tuple[str, object]] = {}
     for number, raw in enumerate(data.decode("utf-8", errors="replace").splitlines(), start=1):
         if not raw.strip():
@@ -89,17 +95,22 @@ def read_answers(data: bytes, where: str) -> dict[str, tuple[str, object]]:
         if status == 200 and isinstance(response.get("body"), dict) and not error:
             found[key] = ("ok", response["body"])
             continue
-        message = _message(response.get("body"), error)
-        text = f"HTTP {status}: {message}" if status else message
-        found[key] = ("fatal" if status in NOT_RETRYABLE else "error", text)
+        message, code = _message(response.get("body"), error)
+        if isinstance(status, int) and status >= 400:
+            failure = status_failure(status, {}, message, code)
+        else:
+            text = f"{code}: {message}" if code else message
+            failure = TransportFailure(f"HTTP {status}: {text}" if status else text, retryable=True)
+        found[key] = ("error", failure)
     return found
 
 
-def _message(body, error) -> str:
-    for source in (error, (body or {}).get("error") if isinstance(body, dict) else None):
-        if isinstance(source, dict):
-            code, message = source.get("code"), source.get("message") or ""
-            return f"{code}: {message}" if code else message or "no message"
-        if isinstance(source, str):
-            return source
-    return "no message"
+def _message(body, error) -> tuple[str, str | None]:
+    """The server's message and string ``code`` of a failed line."""
+    for source in (error, (body or {}).get("error") if isinstance(body, dict) else None, body):
+        if isinstance(source, dict) and isinstance(source.get("message"), str):
+            code = source.get("code")
+            return source["message"] or "no message", code if isinstance(code, str) else None
+        if isinstance(source, str) and source:
+            return source, None
+    return "no message", None

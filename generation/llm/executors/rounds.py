@@ -5,15 +5,22 @@ each conversation, each pending annotation). Requests the response cache already
 enter a round (a replay costs nothing, as online); the round's files are described in
 ``roundfiles.py``; its parts go to a back end (``openai_batch.py``, ``command.py``).
 
-- Answers are validated and priced as online answers are (structured outputs parsed with their
-  pydantic model), at the *batch* price of ``prices.yaml``; tokens and cost go into the runner's
+- Each line's body is the body the online executor would send (the model's rules, ``--param``,
+  the endpoint's structured-output mode, declaration order), and each answer goes through the
+  online rules of :class:`~recllmsim_hf.generation.llm.calls.Call`: a refusal is recorded with
+  its text, not retried; a reply cut at the cap goes into the next round once with the cap
+  doubled; invalid JSON into the next round once; a refused response format falls back to the
+  next mode; ``context_length_exceeded`` is recorded as ``context_limit``; 400/404/422 are
+  recorded as rejected (not retried) and 3 identical ones stop the run; 401/403 stop it at once.
+  Answers are priced at the *batch* price of ``prices.yaml`` (cached prompt tokens at the batch
+  cached rate; a line without usage by the local estimate); tokens and cost go into the runner's
   stats, every answer into the response cache, before the round is marked ``applied``.
-- Failed lines (error-file lines, a status other than 200, a structured output that does not
-  validate, lines an expired or cancelled batch left unanswered) go into the next round, at most
-  ``--max-retries`` times; then the item gets the error, as online. 400/401/403/404/422 are not
-  retried.
+- Lines that a retry may fix (error-file lines without a status, 408/409/429/5xx, lines an
+  expired or cancelled batch left unanswered) go into the next round, at most ``--max-retries``
+  times; then the item gets the error, as online.
 - ``--budget-usd`` is checked before each round against its worst case (every prompt at one
-  token per 3 bytes of body, every completion at its cap or 4,096 tokens), at the batch price.
+  token per 3 bytes of body, every completion at its cap or the model rule's reservation), at
+  the batch price.
 - Resume: after kill -9 a rerun replays every applied round from the cache, finishes a round
   that was open (an openai batch is polled again, not sent again), reads a round that was
   downloaded but not applied, and goes on with the next round number.
@@ -27,7 +34,6 @@ Example (what a 3-turn conversation run looks like on disk)::
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -35,12 +41,15 @@ from recllmsim_hf.corpus import atomic_write_text
 from recllmsim_hf.errors import InputError
 
 from ..budget import Budget, BudgetExceeded
+from ..calls import Call
 from ..replay import CacheReplay
 from ..requests import LLMResult
 from ..transport import TransportFailure
 from . import ExecutorSpec, Item
 from .online import finish, step
 from .roundfiles import batch_line, read_answers, read_state, split_parts, write_state
+
+ROUNDS = "batch round(s)"
 
 
 class BatchExecutor:
@@ -56,7 +65,8 @@ class BatchExecutor:
         self._fresh: dict[str, LLMResult] = {}  # answered in this process, not handed out yet
         self._final: dict[str, LLMResult] = {}  # out of retries
         self._raw: dict[str, tuple[str, object]] = {}  # downloaded by a killed run, not applied
-        self._attempts: Counter[str] = Counter()
+        self._calls: dict[str, Call] = {}  # key -> its attempts so far (the online retry rules)
+        self._sent: dict[str, tuple] = {}  # key -> (mode, body bytes, cap) of its line in the last round
         self._resumed = False
         self._reread: list[Path] = []
         self._next = 0
@@ -121,13 +131,13 @@ class BatchExecutor:
         endpoint, _, key = prepared
         if key in self._fresh:
             self.runner.stats.calls += 1
-            return self._fresh.pop(key)
+            return self._noted(request, self._fresh.pop(key))
         if key in self._final:
             self.runner.stats.calls += 1
             return self._final[key]
         cached = self._replay(request, endpoint, key)
         if cached is not None:
-            return cached
+            return self._noted(request, cached)
         if key in self._raw:
             self._settle(key, request, endpoint, self._raw.pop(key))
             return self._known(request, prepared) if key in self._fresh or key in self._final else None
@@ -139,43 +149,59 @@ class BatchExecutor:
             self.runner.stats.calls += 1
         return result
 
+    def _noted(self, request, result: LLMResult) -> LLMResult:
+        if result.structured_mode is not None:
+            self.runner.structured_modes[request.role] = result.structured_mode
+        return result
+
     def _settle(self, key: str, request, endpoint, answer: tuple[str, object]) -> None:
-        """Turn one answer line into a result (cached) or a failure (retried or final)."""
+        """Turn one answer line into a result (cached), a final failure, or a line of the next round."""
+        call = self._calls.get(key)
+        if call is None:  # read from a round a stopped run left: its first attempt
+            call = self._calls[key] = self.runner.call(request, ROUNDS)
+            call.start()
+        mode, raw, cap = self._sent.pop(key, None) or self.runner.shaped(call)
         kind, payload = answer
-        if kind == "ok":
-            try:
-                result = self.runner.read_reply(request, endpoint, payload, prices=self.prices)
-            except TransportFailure as e:
-                kind, payload = "error", str(e)
-            else:
-                result.attempts = self._attempts[key] + 1
-                self.runner.cache.put(
-                    key, model=endpoint.model, prompt_version=request.prompt_version, text=result.text,
-                    finish_reason=result.finish_reason, prompt_tokens=result.usage.prompt_tokens,
-                    completion_tokens=result.usage.completion_tokens,
-                    cost_usd=result.cost_usd if result.cost_known else None,
-                )  # fmt: skip
-                self._fresh[key] = result
-                return
-        self._attempts[key] += 1
-        self.stats["failed_lines"] += 1
-        attempts = self._attempts[key]
-        if kind == "fatal" or attempts > self.runner.max_retries:
-            tag = f"{request.tag}: " if request.tag else ""
-            self.runner.stats.errors += 1
-            self._final[key] = LLMResult(
-                error=f"{tag}{request.role} call failed after {attempts} batch round(s): {payload}",
-                attempts=attempts, model=endpoint.model,
-            )  # fmt: skip
+        try:
+            if kind != "ok":
+                raise payload
+            verdict = call.on_reply(payload, raw, cap, prices=self.prices)
+        except TransportFailure as e:
+            e.mode = mode
+            verdict = call.on_failure(e)
+        result = verdict.result
+        if result is None:  # into the next round (a retry, the cap doubled, another mode)
+            self.stats["failed_lines"] += 1
+            return
+        del self._calls[key]
+        if not result.ok:
+            self._final[key] = result
+            return
+        self.runner.cache.put(
+            key, model=endpoint.model, prompt_version=request.prompt_version, text=result.text,
+            finish_reason=result.finish_reason, prompt_tokens=result.usage.prompt_tokens,
+            completion_tokens=result.usage.completion_tokens,
+            cost_usd=result.cost_usd if result.cost_known else None, structured_mode=result.structured_mode,
+        )  # fmt: skip
+        self._fresh[key] = result
 
     # -- rounds --------------------------------------------------------------------------------
     async def _round(self, pending: dict[str, tuple]) -> None:
-        self._check_budget(pending)
+        self.runner.guard.raise_if_stopped()
+        sent = {}
+        for key, (request, _, _, _) in pending.items():
+            call = self._calls.get(key) or self._calls.setdefault(key, self.runner.call(request, ROUNDS))
+            sent[key] = (call, *self.runner.shaped(call))
+        self._check_budget(sent)
+        for key, (call, mode, raw, cap) in sent.items():
+            call.start()
+            self._sent[key] = (mode, raw, cap)
         number, folder = self._next, self.folder / f"round-{self._next:04d}"
         self._next += 1
         rows = []
-        for key, (_, endpoint, body, _) in pending.items():
-            rows.append(((endpoint.base_url or "", endpoint.model), key, batch_line(key, body)))
+        for key, (call, _, raw, _) in sent.items():
+            group = (call.endpoint.base_url or "", call.endpoint.model)
+            rows.append((group, key, batch_line(key, raw.decode("utf-8"))))
         rows.sort()
         lines = [(group, line) for group, _, line in rows]
         parts = split_parts(lines, self.spec.max_requests, self.spec.max_bytes)
@@ -188,8 +214,9 @@ class BatchExecutor:
         self.log(f"batch round {number}: {len(rows):,} request(s) in {len(parts)} batch(es) -> {folder}")
         await self._execute(folder, state)
         answers = self._answers(folder)
+        missing = ("error", TransportFailure("no line in the batch output", retryable=True))
         for key, (request, endpoint, _, _) in pending.items():
-            self._settle(key, request, endpoint, answers.get(key, ("error", "no line in the batch output")))
+            self._settle(key, request, endpoint, answers.get(key, missing))
         state["status"] = "applied"
         write_state(folder, state)
 
@@ -250,18 +277,19 @@ class BatchExecutor:
             "which no role uses now; rerun with the same --base-url and --model, or delete CORPUS/.batch"
         )
 
-    def _check_budget(self, pending: dict[str, tuple]) -> None:
+    def _check_budget(self, sent: dict[str, tuple]) -> None:
         budget = self.runner.budget_usd
         if budget is None:
             return
-        worst = sum(
-            self._budget.worst_case(request, endpoint, len(body.encode("utf-8")))
-            for request, endpoint, body, _ in pending.values()
-        )
+        worst = 0.0
+        for call, _, raw, cap in sent.values():
+            rule = self.runner.rules.rule(call.endpoint.model)
+            worst += self._budget.worst_case(call.request, call.endpoint, len(raw),
+                                             cap or rule.reserve_completion_tokens)  # fmt: skip
         spent = self.runner.stats.cost_usd
         if spent + worst > budget:
             raise BudgetExceeded(
-                f"--budget-usd {budget:g}: spent {spent:.6g} USD and the next batch round ({len(pending):,} "
+                f"--budget-usd {budget:g}: spent {spent:.6g} USD and the next batch round ({len(sent):,} "
                 f"requests) may cost up to {worst:.6g} USD; stopped before sending it (rerun with a larger "
                 "budget: finished rounds replay from the cache)"
             )

@@ -78,11 +78,11 @@ def test_few_shot_shows_labelled_examples(data):
 
 
 def test_failed_requests_are_recorded_and_count_as_wrong(data):
-    with FakeOpenAI(json_replier=oracle(data, right_every=1), script=["400", "400", "400"]) as srv:
+    with FakeOpenAI(json_replier=oracle(data, right_every=1), script=["503", "400", "503"]) as srv:
         settings = LLMSettings(base_url=srv.base_url, api_key=KEY, limit=12, concurrency=1, max_retries=0)
         result = evaluate_llm("llm-zero-shot", data, settings, progress=False)
     assert result["failed"] == 3
-    assert "HTTP 400" in result["first_error"] and KEY not in result["first_error"]
+    assert "HTTP 503" in result["first_error"] and KEY not in result["first_error"]
     assert result["accuracy"] == pytest.approx(9 / 12)
 
 
@@ -120,7 +120,8 @@ def test_unreachable_endpoint_is_one_line(built_release):
          "--base-url", "http://127.0.0.1:9/v1", "--timeout", "2", "-q"],
         capture_output=True, text=True, env={**os.environ, "OPENAI_API_KEY": KEY},
     )  # fmt: skip
-    assert out.returncode == 3 and out.stderr.count("\n") == 1
+    lines = [line for line in out.stderr.splitlines() if not line.startswith("warning: ")]
+    assert out.returncode == 3 and len(lines) == 1 and lines[0].startswith("recllmsim: error: ")
     assert "http://127.0.0.1:9/v1" in out.stderr and "Traceback" not in out.stderr
 
 

@@ -14,20 +14,32 @@ from recllmsim_hf.errors import InputError
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Héllo"}], "seed": 1}
 
 
-def put(cache: ResponseCache, key: str, text: str = "Hi!") -> None:
+def put(cache: ResponseCache, key: str, text: str = "Hi!", structured_mode: str | None = None) -> None:
     cache.put(key, model="gpt-4o-mini", prompt_version="v1", text=text, finish_reason="stop",
-              prompt_tokens=10, completion_tokens=3, cost_usd=3.3e-06)  # fmt: skip
+              prompt_tokens=10, completion_tokens=3, cost_usd=3.3e-06,
+              structured_mode=structured_mode)  # fmt: skip
 
 
 # -- key contract -------------------------------------------------------------------------------------
 
 
 def test_key_is_sha256_of_the_documented_canonical_json():
-    text = '{"prompt_version":"v1","request":{"messages":[{"content":"Héllo","role":"user"}],"model":"gpt-4o-mini","seed":1},"v":1}'  # noqa: E501
-    assert canonical_json({"v": 1, "prompt_version": "v1", "request": BODY}) == text
+    text = '{"endpoint":"https://api.openai.com/v1","prompt_version":"v1","request":{"messages":[{"content":"Héllo","role":"user"}],"model":"gpt-4o-mini","seed":1},"v":2}'  # noqa: E501
+    payload = {"v": 2, "endpoint": "https://api.openai.com/v1", "prompt_version": "v1", "request": BODY}
+    assert canonical_json(payload) == text
     assert key_for_body(BODY, "v1") == hashlib.sha256(text.encode("utf-8")).hexdigest()
     # Pinned: a change here invalidates every cache users have; bump KEY_VERSION on purpose.
-    assert key_for_body(BODY, "v1") == "a78ac62f85ae834cad186392297acc6bd905f5db734f2236f855f1a6aca62bb5"
+    assert key_for_body(BODY, "v1") == hashlib.sha256(text.encode("utf-8")).hexdigest()
+    assert key_for_body(BODY, "v1") == "a6f5e7c366f6684a6fa136eecdd1d74636a090a5ab5337df8ecece64c70a93f3"
+
+
+def test_key_names_the_endpoint():
+    local = key_for_body(BODY, "v1", "http://127.0.0.1:8000/v1")
+    assert local == key_for_body(
+        BODY, "v1", "http://127.0.0.1:8000/v1/"
+    )  # a trailing slash is the same server
+    assert local != key_for_body(BODY, "v1", "http://127.0.0.1:8001/v1") != key_for_body(BODY, "v1")
+    assert key_for_body(BODY, "v1", None) == key_for_body(BODY, "v1", "https://api.openai.com/v1")
 
 
 def test_key_does_not_depend_on_dict_order_but_on_every_value():
@@ -63,12 +75,27 @@ def test_for_corpus_puts_the_file_in_the_corpus_cache_folder(tmp_path):
 
 def test_migrations_set_the_schema_version(tmp_path):
     with ResponseCache(tmp_path / "c.sqlite") as cache:
-        assert cache.schema_version == len(MIGRATIONS) == 1
+        assert cache.schema_version == len(MIGRATIONS) == 2
     conn = sqlite3.connect(tmp_path / "c.sqlite")
     columns = [row[1] for row in conn.execute("PRAGMA table_info(responses)")]
     conn.close()
     assert columns[:4] == ["key", "model", "prompt_version", "text"]
     assert not any("key" in c and c != "key" for c in columns)  # no api_key column, ever
+    assert columns[-1] == "structured_mode"
+
+
+def test_a_version_1_cache_is_migrated_in_place(tmp_path):
+    conn = sqlite3.connect(tmp_path / "c.sqlite")
+    conn.execute(MIGRATIONS[0])
+    conn.execute("INSERT INTO responses VALUES ('k', 'm', 'v1', 'old', 'stop', 1, 2, 0.5, 'then')")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    with ResponseCache(tmp_path / "c.sqlite") as cache:
+        assert cache.schema_version == 2
+        assert cache.get("k") == ("old", "stop", 1, 2, 0.5, None)
+        put(cache, "k2", structured_mode="json_object")
+        assert cache.get("k2").structured_mode == "json_object"
 
 
 def test_a_newer_cache_schema_is_refused(tmp_path):

@@ -15,6 +15,7 @@ from fake_openai import FakeOpenAI
 from recllmsim_hf.generation.llm import BudgetExceeded
 from recllmsim_hf.generation.llm.cache import key_for_body
 from recllmsim_hf.generation.llm.executors import ExecutorSpec
+from recllmsim_hf.generation.llm.guard import RunStopped
 from recllmsim_hf.generation.llm.options import runner_from_options
 from recllmsim_hf.generation.simulate.conversations import Settings, generate_conversations, plan
 from recllmsim_hf.generation.simulate.prompts import PROMPT_VERSION
@@ -78,6 +79,7 @@ def test_the_same_conversations_through_every_executor(tmp_path):
         batch = generate_conversations(corpus(tmp_path, "batch"), N, factory(srv), settings=settings,
                                        progress=False, executor=batch_spec())  # fmt: skip
         assert srv.count == 0 and srv.batch_lines == N * 7 and len(srv.batches) == 7
+        batch_url = srv.base_url
     command = generate_conversations(corpus(tmp_path, "command"), N, factory(), settings=settings,
                                      progress=False, executor=command_spec())  # fmt: skip
     for s in (online, batch, command):
@@ -111,9 +113,10 @@ def test_the_same_conversations_through_every_executor(tmp_path):
     lines = [x for r in round_inputs(tmp_path / "batch") for x in r]
     assert sorted(json.dumps(x["body"], sort_keys=True) for x in lines) == online_bodies
     assert {x["url"] for x in lines} == {"/v1/chat/completions"} and {x["method"] for x in lines} == {"POST"}
-    assert all(x["custom_id"] == key_for_body(x["body"], PROMPT_VERSION) for x in lines)
-    # a rerun replays everything from the cache: no round, no batch
-    with FakeBatchAPI(end_after=3) as srv:
+    # the key names the endpoint too (issue 10): the batch server's base URL
+    assert all(x["custom_id"] == key_for_body(x["body"], PROMPT_VERSION, batch_url) for x in lines)
+    # a rerun replays everything from the cache: no round, no batch (the same endpoint: the key names it)
+    with FakeBatchAPI(end_after=3, port=int(batch_url.rsplit(":", 1)[1].split("/")[0])) as srv:
         (tmp_path / "batch" / "conversations.jsonl").unlink()
         again = generate_conversations(tmp_path / "batch", N, factory(srv), settings=settings, progress=False,
                                        executor=batch_spec())  # fmt: skip
@@ -166,10 +169,22 @@ def test_a_line_that_keeps_failing_fails_only_its_conversation(tmp_path):
 
 def test_a_400_line_is_not_retried(tmp_path):
     with FakeBatchAPI(end_after=2, line_outcome=lambda cid, body, nth: "400") as srv:
-        s = generate_conversations(corpus(tmp_path, "c"), 3, factory(srv), settings=Settings(seed=1),
+        s = generate_conversations(corpus(tmp_path, "c"), 2, factory(srv), settings=Settings(seed=1),
                                    progress=False, executor=batch_spec())  # fmt: skip
-        assert srv.batch_lines == 3 and len(srv.batches) == 1
-    assert s["failed"] == 3 and "after 1 batch round(s): HTTP 400" in s["first_error"]
+        assert srv.batch_lines == 2 and len(srv.batches) == 1
+    assert s["failed"] == 2 and "(not retried): HTTP 400: injected 400" in s["first_error"]
+
+
+def test_identical_rejections_in_a_round_stop_the_batch_run(tmp_path):
+    # issue 10's fail-fast rule: 3 identical 400s stop the run with one line, nothing more is sent
+    folder = corpus(tmp_path, "c")
+    with FakeBatchAPI(end_after=2, line_outcome=lambda cid, body, nth: "400") as srv:
+        stop = r"gpt-4o-mini at http://127\.0\.0\.1:\d+/v1 rejected 3 identical"
+        with pytest.raises(RunStopped, match=stop):
+            generate_conversations(folder, 5, factory(srv), settings=Settings(seed=1), progress=False,
+                                   executor=batch_spec())  # fmt: skip
+        assert srv.batch_lines == 5 and len(srv.batches) == 1
+    assert len(round_inputs(folder)) == 1
 
 
 @pytest.mark.parametrize("end, code", [("expire", "batch_expired"), ("cancel", "batch_cancelled")])

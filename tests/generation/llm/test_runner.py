@@ -4,6 +4,7 @@ timeouts, structured outputs, budget, cache replay, concurrency, keys."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import subprocess
 import sys
@@ -177,22 +178,22 @@ def test_strict_schema_drops_defaults_but_keeps_a_field_named_default():
     assert "default" not in schema["properties"]["default"] and "default" not in schema["properties"]["note"]
 
 
-def test_invalid_structured_output_is_retried_then_recorded():
-    replies = iter(
-        [{"intent": "Shopping", "confidence": 1}, "not json", {"intent": "Planning", "confidence": 2}]
-    )
+def test_invalid_structured_output_is_retried_once_then_recorded():
+    replies = iter([{"intent": "Shopping", "confidence": 1}, {"intent": "Planning", "confidence": 2}])
     with FakeOpenAI(json_replier=lambda schema, messages, body: next(replies)) as srv:
         r = runner(srv)
         result = run(one, r, ask(role="annotator", response_model=Intent))
-    assert result.parsed == Intent(intent="Planning", confidence=2) and result.attempts == 3
+    assert result.parsed == Intent(intent="Planning", confidence=2) and result.attempts == 2
 
+    # The same wrong answer comes back at temperature 0: one more attempt, not eight.
     with FakeOpenAI(
         json_replier=lambda schema, messages, body: {"intent": "Shopping", "confidence": 1}
     ) as srv:
-        r = runner(srv, max_retries=1)
+        r = runner(srv, max_retries=8)
         result = run(one, r, ask(role="annotator", response_model=Intent))
-    assert result.parsed is None and srv.count == 2
+    assert result.parsed is None and srv.count == 2 and result.error_kind == "invalid_output"
     assert "structured output does not fit Intent (intent: Input should be 'Search'" in result.error
+    assert 'reply began \'{"intent": "Shopping"' in result.error
     assert r.stats.completion_tokens > 0  # the invalid replies were billed and are counted
 
 
@@ -220,7 +221,7 @@ def test_unknown_model_has_unknown_cost_and_refuses_a_budget():
             LLMRunner(eps, budget_usd=1.0)
 
 
-def test_a_reply_without_usage_has_an_unknown_cost():
+def test_a_reply_without_usage_is_charged_by_the_local_estimate_and_warned_once():
     class NoUsage:  # a Transport (the runner's one injection point) whose server omits `usage`
         async def complete(self, endpoint, body):
             return {"choices": [{"message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}]}
@@ -229,9 +230,16 @@ def test_a_reply_without_usage_has_an_unknown_cost():
             pass
 
     eps = endpoints_from_options("http://unused/v1", KEY, "gpt-4o-mini", environ={})
-    r = LLMRunner(eps, transport=NoUsage())
-    result = run(one, r, ask())
-    assert result.text == "Hi" and not result.cost_known and r.stats.unpriced_calls == 1
+    warnings = []
+    r = LLMRunner(eps, transport=NoUsage(), warn=warnings.append)
+    result = run(many, r, [ask(1), ask(2)])[0]
+    body = json.dumps(
+        {"model": "gpt-4o-mini", "messages": ask(1).messages}, ensure_ascii=False, separators=(",", ":")
+    ).encode()
+    assert result.text == "Hi" and result.usage_estimated and result.cost_known
+    assert result.usage.prompt_tokens == -(-len(body) // 3) and result.usage.completion_tokens == 1
+    assert result.cost_usd == pytest.approx((result.usage.prompt_tokens * 0.15 + 0.6) / 1e6)
+    assert len(warnings) == 1 and "sent no token usage for gpt-4o-mini" in warnings[0]
 
 
 def test_budget_stops_before_it_would_be_exceeded():
@@ -328,12 +336,14 @@ def test_api_key_never_reaches_the_cache_or_results(tmp_path):
     assert KEY not in repr(r.endpoints) and KEY not in str(r.endpoints["assistant"].model_dump())
 
 
-def test_cache_key_ignores_base_url_and_key_but_not_the_model():
+def test_cache_key_names_the_endpoint_and_the_model_but_not_the_key():
     request = ask(1, seed=1)
     a = Endpoint(base_url="http://a/v1", api_key="k1", model="gpt-4o")
-    b = Endpoint(base_url="http://b/v1", api_key="k2", model="gpt-4o")
+    b = Endpoint(base_url="http://b/v1", api_key="k1", model="gpt-4o")
     c = Endpoint(base_url="http://a/v1", api_key="k1", model="gpt-4o-mini")
-    assert cache_key(request, a) == cache_key(request, b) != cache_key(request, c)
+    a2 = Endpoint(base_url="http://a/v1/", api_key="k2", model="gpt-4o")
+    assert cache_key(request, a) == cache_key(request, a2)
+    assert cache_key(request, a) != cache_key(request, b) and cache_key(request, a) != cache_key(request, c)
     assert cache_key(request, a) != cache_key(ask(1, seed=2), a)
     assert cache_key(request, a) != cache_key(ask(1, seed=1, prompt_version="v2"), a)
     assert cache_key(request, a) != cache_key(ask(1, seed=1, response_model=Intent), a)
@@ -460,7 +470,7 @@ import asyncio, sys
 from recllmsim_hf.generation.llm import LLMRequest
 from recllmsim_hf.generation.llm.options import runner_from_options
 async def main():
-    r = runner_from_options({str(tmp_path)!r}, base_url="http://127.0.0.1:9/v1", api_key="k")
+    r = runner_from_options({str(tmp_path)!r}, base_url={srv.base_url!r}, api_key="k")
     msgs = [[{{"role": "user", "content": f"question {{i}}"}}] for i in range(3)]
     reqs = [LLMRequest(role="assistant", messages=m) for m in msgs]
     out = [await r.complete(q) for q in reqs]

@@ -160,13 +160,15 @@ def test_goodbye_at_once_is_kept_and_filtered(tmp_path):
         assert c.extra["filter"]["reasons"] == ["no_exchange"]
 
 
-def test_cut_off_replies_are_marked(tmp_path):
+def test_a_cut_off_turn_is_marked_and_ends_the_conversation(tmp_path):
     corpus = corpus_with_profiles(tmp_path)
-    with FakeOpenAI(end_after=1) as srv:
+    with FakeOpenAI(end_after=3) as srv:
         generate_conversations(corpus, 1, factory(srv), settings=Settings(max_tokens=5), progress=False)
     (c,) = read_jsonl(corpus / "conversations.jsonl", Conversation)
-    assert c.turns[1].extra == {"finish_reason": "length"}
-    assert "cut_off_turn" in c.extra["filter"]["reasons"]
+    # The simulator's first message is cut: no assistant reply or later turn is paid for.
+    assert [t.extra for t in c.turns] == [{"finish_reason": "length"}] and c.end_reason == "cut_off"
+    assert srv.count == 1 and c.generation.extra["requests"] == 1
+    assert "cut_off_turn" in c.extra["filter"]["reasons"] and not c.extra["filter"]["passed"]
 
 
 def test_resume_skips_finished_ids_and_repairs_a_cut_line(tmp_path):

@@ -213,6 +213,7 @@ def test_filter_corpus_with_the_llm_check(tmp_path):
         "passed": False,
         "failed": ["on_task"],
         "reason": "drifts to museums",
+        "structured_output": "json_schema",
     }
     assert stored["a"]["passed"] and stored["a"]["llm"]["passed"]
     assert stored["c"]["llm"] is None
