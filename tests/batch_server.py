@@ -20,7 +20,8 @@ Batches advance when they are polled (deterministic, no clocks): ``polls_per_sta
 in ``validating``, then ``in_progress`` (``lines_per_poll`` lines answered per retrieve; all at
 once when None), then ``finalizing``, then ``completed`` with ``output_file_id`` (lines with
 ``response.status_code`` 200) and ``error_file_id`` (failed lines). A line's answer is the chat
-completion FakeOpenAI would give for its body. Faults:
+completion FakeOpenAI would give for its body, with its ``quirks`` (a body the quirks refuse is an
+error-file line with the real status and error body, as the real API writes it). Faults:
 
 - ``line_outcome(custom_id, body, nth) -> "ok" | "500" | "429" | "400"``: ``nth`` is how often
   this custom_id was answered before; a non-"ok" outcome is an error-file line with that
@@ -279,7 +280,16 @@ class FakeBatchAPI(FakeOpenAI):
         work["answered_ids"].add(cid)
         outcome = self.line_outcome(cid, line["body"], nth)
         request_id = self._id("req_")
-        if outcome == "ok":
+        # A line is held to the same rules as an online request (the key was checked at upload).
+        keys = self.quirks.api_keys
+        refused = self.quirks.check(line["body"], keys[0] if keys else "") if outcome == "ok" else None
+        if refused is not None:
+            status, error = refused
+            response = {"status_code": status, "request_id": request_id, "body": error}
+            work["failed"].append(
+                {"id": self._id("batch_req_"), "custom_id": cid, "response": response, "error": None}
+            )
+        elif outcome == "ok":
             body = json.loads(self._completion(line["body"]))
             work["done"].append({"id": self._id("batch_req_"), "custom_id": cid,
                                  "response": {"status_code": 200, "request_id": request_id, "body": body},
