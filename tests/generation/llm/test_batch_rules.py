@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
+import pytest
 from batch_server import FakeBatchAPI
 from fake_openai import FakeOpenAI
 from fake_quirks import REFUSAL, Quirks
@@ -19,6 +20,8 @@ from recllmsim_hf.generation.llm import LLMRequest, LLMRunner, ResponseCache, en
 from recllmsim_hf.generation.llm.executors import ExecutorSpec, make_executor
 from recllmsim_hf.generation.llm.executors.roundfiles import batch_line
 from recllmsim_hf.generation.llm.options import runner_from_options
+
+from recllmsim_hf.errors import ServiceError
 
 KEY = "sk-batch-rules-0123"
 
@@ -139,3 +142,22 @@ def test_each_endpoint_of_a_pool_keeps_its_own_structured_output_mode(tmp_path):
     assert kinds["full"] and set(kinds["full"]) == {"json_schema"}  # never fell back
     assert kinds["plain"][0] == "json_schema" and set(kinds["plain"][1:]) == {"json_object"}
     assert len(warnings) == 1 and plain.base_url in warnings[0] and full.base_url not in warnings[0]
+
+
+@pytest.mark.parametrize("status", ["404", "422"])
+def test_rejected_batch_lines_are_not_retried(tmp_path, status):
+    with FakeBatchAPI(line_outcome=lambda cid, body, nth: status) as srv:
+        r = runner(srv, "gpt-4o-mini", tmp_path)
+        results = batched(r, tmp_path, [ask(i, temperature=0, response_model=Intent) for i in range(2)])
+        assert srv.batch_lines == 2 and len(srv.batches) == 1
+    expected = f"(not retried): HTTP {status}: injected"
+    assert all(x.error_kind == "rejected" and expected in x.error for x in results)
+
+
+@pytest.mark.parametrize("status", ["401", "403"])
+def test_a_refused_key_in_a_batch_line_stops_the_run(tmp_path, status):
+    with FakeBatchAPI(line_outcome=lambda cid, body, nth: status) as srv:
+        r = runner(srv, "gpt-4o-mini", tmp_path)
+        with pytest.raises(ServiceError, match=f"refused the request \\(HTTP {status}: injected {status}"):
+            batched(r, tmp_path, [ask(i, temperature=0, response_model=Intent) for i in range(3)])
+        assert srv.batch_lines == 3 and len(inputs(tmp_path)) == 1
