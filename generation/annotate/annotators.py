@@ -116,10 +116,12 @@ def annotate_corpus(
     runner = make_runner(path)
     with asyncio.Runner() as loop:
         try:
-            estimate, record_jobs = _plan(data, whats, overwrite, runner)
+            spec = ExecutorSpec.parse(executor) if isinstance(executor, str) else executor or ExecutorSpec()
+            batch_prices = runner.prices.for_batch() if spec.batched else None
+            estimate, record_jobs = _plan(data, whats, overwrite, runner, batch_prices)
             log(estimate.line())
             estimate.check_budget(runner.budget_usd)
-            ex = make_executor(executor, runner, path, "annotate", log)
+            ex = make_executor(spec, runner, path, "annotate", log)
             if estimate.requests > estimate.cached:
                 loop.run(ex.check())
             jobs_runner = (
@@ -167,9 +169,10 @@ async def _prefetch(executor, data: Corpus, whats: list[str], overwrite: bool, r
     )
 
 
-def _plan(data: Corpus, whats: list[str], overwrite: bool, runner: LLMRunner):
-    """Price every call (conversations are planned again while streaming: memory stays flat)."""
-    estimate = Estimate(runner)
+def _plan(data: Corpus, whats: list[str], overwrite: bool, runner: LLMRunner, prices=None):
+    """Price every call (conversations are planned again while streaming: memory stays flat), at
+    ``prices`` (the batch table for a batch executor) or the runner's."""
+    estimate = Estimate(runner, prices)
     profile_ids, scenario_ids = set(), set()
     for conv in data.iter_conversations():
         if included(conv):

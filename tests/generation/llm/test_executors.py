@@ -281,6 +281,8 @@ def test_profiles_filter_and_annotators_through_batch_match_online(tmp_path):
     assert (tmp_path / "online/profiles.jsonl").read_text() == (tmp_path / "batch/profiles.jsonl").read_text()
     assert fb["filtered"] == fo["filtered"] and fb["llm_errors"] == fo["llm_errors"] == 0
     assert ab["annotators"] == ao["annotators"] and ab["executor"]["executor"] == "openai-batch"
+    # the estimate printed before the run is at the batch price (gpt-4o-mini: half)
+    assert ab["estimate"]["cost_usd"] == pytest.approx(ao["estimate"]["cost_usd"] / 2)
     assert ab["annotators"]["intent"]["annotated"] > 0 and ab["annotators"]["intent"]["cached"] == 0
 
     def labels(recs):
