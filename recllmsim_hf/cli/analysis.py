@@ -87,8 +87,10 @@ def intent(
     cache: Path = typer.Option(
         None, "--cache", help="llm-* rows: SQLite response cache file to replay from."
     ),
-    base_url: str = o.BASE_URL,
-    api_key: str = o.API_KEY,
+    base_url: list[str] | None = o.BASE_URL,
+    api_key: list[str] | None = o.API_KEY,
+    endpoints: Path | None = o.ENDPOINTS,
+    endpoint_concurrency: int | None = o.ENDPOINT_CONCURRENCY,
     concurrency: int = o.CONCURRENCY,
     timeout: float = o.TIMEOUT,
     max_retries: int = o.MAX_RETRIES,
@@ -107,7 +109,9 @@ def intent(
 
     names = [m.strip() for m in models.split(",") if m.strip()]
     llm = LLMSettings(
-        model=llm_model, base_url=base_url, api_key=api_key, concurrency=concurrency, timeout=timeout,
+        model=llm_model, base_url=tuple(base_url or ()), api_key=tuple(api_key or ()),
+        endpoints=endpoints, endpoint_concurrency=endpoint_concurrency, concurrency=concurrency,
+        timeout=timeout,
         max_retries=max_retries, budget_usd=budget_usd, cache=cache, shots=shots, limit=limit, prices=prices,
         api_key_env=tuple(api_key_env or ()), param=tuple(param or ()), model_rules=model_rules,
         structured_output=structured_output,

@@ -36,7 +36,7 @@ from recllmsim_hf.features import SPLITS, TABLES
 
 
 def build_dataset(
-    source: str | os.PathLike | None,
+    source: str | os.PathLike | list | None,
     out: str | os.PathLike = "recllmsim",
     *,
     seed: int = DEFAULT_SEED,
@@ -47,6 +47,9 @@ def build_dataset(
     """Build all configs of ``source`` into ``out`` (the five synthetic ones, and the human-study
     ones when the source has them); returns a summary with split sizes.
 
+    ``source`` may be a list: every source is validated, then merged into one corpus
+    (``recllmsim_hf.sources.merge``: the shards of one run, conflicting duplicates refused; only
+    generated corpora merge, a release or a corpus holding the human studies is built alone).
     ``card`` sets the card's name, title, license and citation (default: the source's own)."""
     import datasets
 
@@ -66,7 +69,16 @@ def build_dataset(
         # A build holds the parsed corpus (millions of small dicts, no reference cycles) while
         # it writes; the cycle collector would walk all of it again and again for nothing.
         gc.disable()
-        staged = stage_source(source, work / "_staged", progress=progress)
+        sources = list(source) if isinstance(source, list | tuple) else [source]
+        if len(sources) <= 1:
+            source = sources[0] if sources else None
+            staged = stage_source(source, work / "_staged", progress=progress)
+        else:
+            from recllmsim_hf.sources.merge import check_mergeable, merge_corpora
+
+            check_mergeable(sources)  # before anything is read: a release is never staged to be refused
+            parts = [stage_source(s, work / f"_staged-{i}", progress=progress) for i, s in enumerate(sources)]
+            staged = merge_corpora(parts, work / "_staged")
         infos, provenance = write_configs(
             staged,
             work,
@@ -85,7 +97,7 @@ def build_dataset(
                 s: info.splits[s].num_examples for s in SPLITS[table] if s in info.splits
             }
         write_card(work, staged, infos, summary, card, provenance)
-        for scratch in ("_staged", "_cache", "_prepared"):
+        for scratch in ("_staged", "_cache", "_prepared", *(f"_staged-{i}" for i in range(len(sources)))):
             shutil.rmtree(work / scratch, ignore_errors=True)
         _swap_into_place(work, out)
     except BaseException:
@@ -113,6 +125,8 @@ def _swap_into_place(work: Path, out: Path) -> None:
 
 
 def _describe_source(source) -> str:
+    if isinstance(source, list | tuple):
+        return ", ".join(_describe_source(s) for s in source)
     from recllmsim_hf.sources.download import DEFAULT_RELEASE_URL
 
     return str(source) if source is not None else DEFAULT_RELEASE_URL
