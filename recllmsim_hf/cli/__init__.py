@@ -76,7 +76,8 @@ def build(
     json_out: bool = typer.Option(False, "--json", help="Print a machine-readable summary."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
-    """Build parquet shards for all five configs plus a dataset card into OUT."""
+    """Build parquet shards for every config of the source (five synthetic, four human-study) plus a
+    dataset card into OUT."""
     from recllmsim_hf.dataset.build import build_dataset
     from recllmsim_hf.dataset.card_settings import CardSettings
 

@@ -42,7 +42,8 @@ def stats(
     ),
     top: int = typer.Option(15, "--top", min=1, help="Preference phrases per task in the figure and JSON."),
 ) -> None:
-    """Print the paper's Tables 1-3, hallucinations and synthetic vs human users; --plots draws figures."""
+    """Print the paper's Tables 1-3, hallucinations and synthetic vs human users; --plots draws
+    Figures 5 and 6 and the comparison."""
     from recllmsim_hf.analysis.human_stats import render_all_text, run_all_stats
 
     result = run_all_stats(folder, plots=plots, top_phrases=top, width=width.value)
