@@ -62,6 +62,10 @@ def _factory(**flags):
     return lambda corpus: o.runner_from_options(corpus, **flags)
 
 
+def _log(quiet: bool):
+    return None if quiet else (lambda line: typer.echo(line, err=True))
+
+
 @scenarios_app.command("list")
 def scenarios_list(
     catalog: list[Path] = CATALOG,
@@ -95,8 +99,13 @@ def profiles(
         0.8, "--near-threshold", help="Word-bigram Jaccard of near duplicates."
     ),
     seed: int = PROFILE_SEED,
-    base_url: str | None = o.BASE_URL,
-    api_key: str | None = o.API_KEY,
+    base_url: list[str] | None = o.BASE_URL,
+    api_key: list[str] | None = o.API_KEY,
+    endpoints: Path | None = o.ENDPOINTS,
+    endpoint_concurrency: int | None = o.ENDPOINT_CONCURRENCY,
+    executor: str = o.EXECUTOR,
+    batch_command: str | None = o.BATCH_COMMAND,
+    batch_poll: float = o.BATCH_POLL,
     model: str = o.MODEL,
     profile_model: str | None = o.PROFILE_MODEL,
     concurrency: int = o.CONCURRENCY,
@@ -118,11 +127,13 @@ def profiles(
     factory = _factory(
         base_url=base_url, api_key=api_key, model=model, profile_model=profile_model, concurrency=concurrency,
         timeout=timeout, max_retries=max_retries, budget_usd=budget_usd, prices=prices, no_cache=no_cache,
+        endpoints_file=endpoints, endpoint_concurrency=endpoint_concurrency, executor=executor,
         api_key_env=api_key_env, param=param, model_rules=model_rules, structured_output=structured_output,
     )  # fmt: skip
     s = generate_profiles(
         out, n, factory, batch_size=batch_size, chains=chains, temperature=temperature, seed=seed,
         near_threshold=near_threshold, progress=not quiet,
+        executor=o.executor_from_options(executor, batch_command, batch_poll), log=_log(quiet),
     )  # fmt: skip
     dups = f"{s.get('exact_duplicates', 0)} exact + {s.get('near_duplicates', 0)} near duplicates regenerated"
     _emit(s, json_out, [f"{s['total']} profiles in {s['out']} ({s['generated']} new; {dups})"])
@@ -151,8 +162,14 @@ def conversations(
     max_tokens: int | None = typer.Option(None, "--max-tokens", help="Token limit of one reply."),
     language: str = LANGUAGE,
     seed: int = CONVERSATION_SEED,
-    base_url: str | None = o.BASE_URL,
-    api_key: str | None = o.API_KEY,
+    shard: str | None = o.SHARD,
+    base_url: list[str] | None = o.BASE_URL,
+    api_key: list[str] | None = o.API_KEY,
+    endpoints: Path | None = o.ENDPOINTS,
+    endpoint_concurrency: int | None = o.ENDPOINT_CONCURRENCY,
+    executor: str = o.EXECUTOR,
+    batch_command: str | None = o.BATCH_COMMAND,
+    batch_poll: float = o.BATCH_POLL,
     model: str = o.MODEL,
     simulator_model: str | None = o.SIMULATOR_MODEL,
     assistant_model: str | None = o.ASSISTANT_MODEL,
@@ -175,7 +192,8 @@ def conversations(
     factory = _factory(
         base_url=base_url, api_key=api_key, model=model, simulator_model=simulator_model,
         assistant_model=assistant_model, concurrency=concurrency, timeout=timeout, max_retries=max_retries,
-        budget_usd=budget_usd, prices=prices, no_cache=no_cache,
+        budget_usd=budget_usd, prices=prices, no_cache=no_cache, endpoints_file=endpoints,
+        endpoint_concurrency=endpoint_concurrency, executor=executor,
         api_key_env=api_key_env, param=param, model_rules=model_rules, structured_output=structured_output,
     )  # fmt: skip
     settings = Settings(
@@ -184,7 +202,8 @@ def conversations(
     )  # fmt: skip
     s = generate_conversations(
         out, n, factory, settings=settings, tasks=_tasks(tasks), catalogs=catalog or [],
-        builtin_catalog=not no_builtin, profiles_file=profiles_file, progress=not quiet,
+        builtin_catalog=not no_builtin, profiles_file=profiles_file, progress=not quiet, shard=shard,
+        executor=o.executor_from_options(executor, batch_command, batch_poll), log=_log(quiet),
     )  # fmt: skip
     done = f"{s['already_done']} already done, {s['generated']} generated, {s['failed']} failed"
     where = f"{s['in_file']} in {s['out']} ({s['passed_filter']} pass the filter)"
@@ -209,8 +228,13 @@ def filter_(
     llm_check: bool = typer.Option(
         False, "--llm-check", help="Also ask an LLM (annotator role) to check roles."
     ),
-    base_url: str | None = o.BASE_URL,
-    api_key: str | None = o.API_KEY,
+    base_url: list[str] | None = o.BASE_URL,
+    api_key: list[str] | None = o.API_KEY,
+    endpoints: Path | None = o.ENDPOINTS,
+    endpoint_concurrency: int | None = o.ENDPOINT_CONCURRENCY,
+    executor: str = o.EXECUTOR,
+    batch_command: str | None = o.BATCH_COMMAND,
+    batch_poll: float = o.BATCH_POLL,
     model: str = o.MODEL,
     annotator_model: str | None = o.ANNOTATOR_MODEL,
     concurrency: int = o.CONCURRENCY,
@@ -234,10 +258,14 @@ def filter_(
         factory = _factory(
             base_url=base_url, api_key=api_key, model=model, annotator_model=annotator_model,
             concurrency=concurrency, timeout=timeout, max_retries=max_retries, budget_usd=budget_usd,
-            prices=prices, no_cache=no_cache, api_key_env=api_key_env, param=param, model_rules=model_rules,
-            structured_output=structured_output,
+            prices=prices, no_cache=no_cache, endpoints_file=endpoints,
+            endpoint_concurrency=endpoint_concurrency, executor=executor, api_key_env=api_key_env,
+            param=param, model_rules=model_rules, structured_output=structured_output,
         )  # fmt: skip
-    s = filter_corpus(corpus, language=language, runner_factory=factory, progress=not quiet)
+    s = filter_corpus(
+        corpus, language=language, runner_factory=factory, progress=not quiet,
+        executor=o.executor_from_options(executor, batch_command, batch_poll), log=_log(quiet),
+    )  # fmt: skip
     lines = [f"{'':<9}{'scenarios':>10}{'conv.':>8}{'avg utt.':>10}{'avg words':>11}"]
     for name in ("raw", "filtered"):
         r = s[name]

@@ -36,10 +36,19 @@ def annotate(
     sample: int = typer.Option(50, "--sample", min=1, help="(--evaluate) Conversations to sample."),
     seed: int = typer.Option(0, "--seed", help="(--evaluate) Seed of the sample."),
     out: str = typer.Option(
-        "recllmsim-eval", "--out", help="(--evaluate) Folder for the sample, its cache and report.json."
+        None,
+        "--out",
+        help="(--evaluate) Folder for the sample, its cache and report.json "
+        "[default: recllmsim-eval]; (--shard) the folder the shard is copied to and annotated in.",
     ),
-    base_url: str = o.BASE_URL,
-    api_key: str = o.API_KEY,
+    shard: str = o.SHARD,
+    base_url: list[str] = o.BASE_URL,
+    api_key: list[str] = o.API_KEY,
+    endpoints: Path = o.ENDPOINTS,
+    endpoint_concurrency: int = o.ENDPOINT_CONCURRENCY,
+    executor: str = o.EXECUTOR,
+    batch_command: str = o.BATCH_COMMAND,
+    batch_poll: float = o.BATCH_POLL,
     model: str = o.MODEL,
     annotator_model: str = o.ANNOTATOR_MODEL,
     concurrency: int = o.CONCURRENCY,
@@ -60,17 +69,21 @@ def annotate(
         o.runner_from_options, base_url=base_url, api_key=api_key, model=model,
         annotator_model=annotator_model, concurrency=concurrency, timeout=timeout,
         max_retries=max_retries, budget_usd=budget_usd, prices=prices, no_cache=no_cache,
+        endpoints_file=endpoints, endpoint_concurrency=endpoint_concurrency, executor=executor,
         api_key_env=api_key_env, param=param, model_rules=model_rules, structured_output=structured_output,
     )  # fmt: skip
+    spec = o.executor_from_options(executor, batch_command, batch_poll)
     log = partial(typer.echo, err=True)
     if evaluate:
         from .annotate.agreement import DEFAULT_WHAT, evaluate_annotators, format_report
 
         if corpus is not None:
             raise typer.BadParameter("--corpus is not used with --evaluate (use --source and --out)")
+        if shard is not None or spec.batched:
+            raise typer.BadParameter("--shard and --executor are not used with --evaluate (it runs online)")
         result = evaluate_annotators(
-            source, out, make_runner, sample=sample, seed=seed, what=DEFAULT_WHAT if what is None else what,
-            progress=not quiet, log=log,
+            source, out or "recllmsim-eval", make_runner, sample=sample, seed=seed,
+            what=DEFAULT_WHAT if what is None else what, progress=not quiet, log=log,
         )  # fmt: skip
         text = format_report(result)
     else:
@@ -78,9 +91,11 @@ def annotate(
 
         if corpus is None:
             raise typer.BadParameter("--corpus is required (or pass --evaluate)")
+        if (shard is None) != (out is None):
+            raise typer.BadParameter("--shard K/N and --out DIR go together (the shard is annotated in DIR)")
         result = annotate_corpus(
             corpus, "intent,hallucination,quality,summary,translation" if what is None else what, make_runner,
-            overwrite=overwrite, progress=not quiet, log=log,
+            overwrite=overwrite, progress=not quiet, log=log, executor=spec, shard=shard, out=out,
         )  # fmt: skip
         text = format_summary(result)
     typer.echo(json.dumps(result, indent=2, sort_keys=True, ensure_ascii=False) if json_out else text)

@@ -66,7 +66,8 @@ def rebuild_advice(folder: Path) -> str:
     marker = read_marker(folder)
     if marker is None or marker.get("kind") != "build":
         return "pass a folder written by `recllmsim build`"
-    source = f" --source {shlex.quote(marker['source'])}" if marker.get("source") else ""
+    given = marker.get("source") or []
+    source = "".join(f" --source {shlex.quote(s)}" for s in ([given] if isinstance(given, str) else given))
     return f"rebuild it with `recllmsim build{source} --out {shlex.quote(str(folder))}`"
 
 

@@ -45,7 +45,7 @@ def test_help_lists_commands_in_work_order_uncut():
     flat = " ".join(section.split())
     assert "Build every config of the source (nine for the release) as parquet shards plus a card" in flat
     assert "Publish a build folder as a Hub dataset repo in one commit that replaces the previous" in flat
-    assert "--plots draws Figures 5 and 6." in flat
+    assert "--plots draws Figures 5 and 6 and the comparison." in flat
 
 
 @pytest.mark.parametrize("path", [(), ("generate",), ("baseline",), ("scenarios",)])
@@ -61,8 +61,10 @@ def test_every_help_has_readable_metavars():
     for path, _ in _all_commands(cli):
         out = run(*path, "--help")
         assert out.returncode == 0, (path, out.stderr)
+        # --batch-command's help shows its own placeholders; any other brace is a typer metavar
+        text = re.sub(r"\{(input|output|model)\}", "", out.stdout)
         for bad in ("<list[", "<str>", "<path>", "<int", "<float", "{"):
-            assert bad not in out.stdout, (path, bad, out.stdout)
+            assert bad not in text, (path, bad, out.stdout)
         seen += 1
     assert seen >= 14
     build = run("build", "--help").stdout

@@ -13,9 +13,10 @@ from pathlib import Path
 import click
 import pytest
 import typer
+from batch_server import FakeBatchAPI
 from fake_openai import FakeOpenAI
 from fake_quirks import REFUSAL, Quirks
-from recllmsim_hf.generation.llm.options import SHARED
+from recllmsim_hf.generation.llm.options import BATCH_SHARED, SHARED
 from tiny_corpus import write_tiny_corpus
 
 from recllmsim_hf.cli import app, main
@@ -146,18 +147,24 @@ def test_every_llm_command_takes_the_same_llm_flags_with_the_same_defaults():
         ("annotate",),
         ("baseline", "intent"),
     ]
-    seen = {}
+    seen, batch = {}, {}
     for path in paths:
         command = root
         for name in path:
             command = command.get_command(ctx, name)
         options = {opt: p for p in command.params for opt in p.opts}
         seen[path] = {flag: (options[flag].default, options[flag].multiple) for flag in SHARED}
+        if path != ("baseline", "intent"):
+            batch[path] = {flag: options[flag].default for flag in BATCH_SHARED}
     first = seen[paths[0]]
     assert all(flags == first for flags in seen.values()), seen
     assert first["--concurrency"] == (32, False) and first["--max-retries"] == (8, False)
     assert first["--model"] == ("gpt-4o-mini", False) and first["--param"][1] and first["--api-key-env"][1]
     assert first["--structured-output"] == ("auto", False)
+    # issue 12's flags: many endpoints everywhere, batch rounds on all but baseline intent
+    assert first["--base-url"][1] and first["--api-key"][1] and first["--endpoints"] == (None, False)
+    assert len(batch) == 4 and all(flags == {"--executor": "online", "--batch-command": None,
+                                             "--batch-poll": 5.0} for flags in batch.values())  # fmt: skip
 
 
 # -- reasoning models --
@@ -397,6 +404,56 @@ def test_the_context_limit_keeps_the_paid_turns(cli, tmp_path, tiny):
     assert conv.generation.extra["requests"] == srv.count - 1  # every paid turn is in the record
     assert not conv.extra["filter"]["passed"] and "not_ended" in conv.extra["filter"]["reasons"]
     assert "lower --max-turns or use a longer-context model" in err
+
+
+# -- the same end-of-conversation rules in batch rounds (issue 12's executors) --
+
+
+def batch_conversations(cli, srv, out: Path, tiny: Path, *more) -> tuple[int, str]:
+    code, _, err = cli(
+        "generate", "conversations", "-n", "1", "--out", out, "--profiles", tiny / "profiles.jsonl",
+        "--tasks", TASK, *more, *llm(srv), "--executor", "openai-batch", "--batch-poll", "0.001",
+    )  # fmt: skip
+    return code, err
+
+
+def batch_bodies(out: Path) -> list[dict]:
+    rounds = sorted((out / ".batch" / "conversations").glob("round-*"))
+    return [json.loads(x)["body"] for r in rounds for x in (r / "input.jsonl").read_text().splitlines()]
+
+
+def test_in_batch_rounds_the_chinese_goodbye_ends_the_conversation_with_its_text(cli, tmp_path, tiny):
+    with FakeBatchAPI(goodbye="谢谢，再见。", end_after=2) as srv:
+        more = ("--max-turns", "4", "--language", "zh")
+        code, err = batch_conversations(cli, srv, tmp_path / "c", tiny, *more)
+        assert srv.count == 0 and srv.batch_lines == 5  # 2 exchanges, then the goodbye: one round each
+    assert code == 0, err
+    (conv,) = read_jsonl(tmp_path / "c" / "conversations.jsonl", Conversation)
+    assert conv.end_reason == "goodbye" and conv.generation.extra["closing_phrase"] == "谢谢，再见。"
+    assert conv.generation.extra["executor"] == "openai-batch" and conv.num_turns == 4
+    last = json.dumps(batch_bodies(tmp_path / "c")[-1], ensure_ascii=False)
+    assert "[System]：如果你想结束这次对话" in last
+
+
+def test_in_batch_rounds_the_context_limit_keeps_the_paid_turns(cli, tmp_path, tiny):
+    with FakeBatchAPI(quirks=Quirks(flavour="vllm", context_tokens=900), end_after=9) as srv:
+        code, err = batch_conversations(cli, srv, tmp_path / "c", tiny, "--max-turns", "10")
+        lines = srv.batch_lines
+    assert code == 0, err
+    (conv,) = read_jsonl(tmp_path / "c" / "conversations.jsonl", Conversation)
+    assert conv.end_reason == "context_limit" and conv.num_turns >= 2
+    assert "maximum context length is 900 tokens" in conv.generation.extra["context_error"]
+    assert conv.generation.extra["requests"] == lines - 1  # the rejected line was not sent again
+    assert "lower --max-turns or use a longer-context model" in err
+
+
+def test_in_batch_rounds_a_text_turn_cut_at_the_cap_ends_the_conversation(cli, tmp_path, tiny):
+    with FakeBatchAPI(end_after=3) as srv:
+        code, err = batch_conversations(cli, srv, tmp_path / "c", tiny, "--max-tokens", "5")
+        assert srv.batch_lines == 1
+    assert code == 0, err
+    (conv,) = read_jsonl(tmp_path / "c" / "conversations.jsonl", Conversation)
+    assert conv.end_reason == "cut_off" and [t.extra for t in conv.turns] == [{"finish_reason": "length"}]
 
 
 # -- keys --

@@ -55,6 +55,8 @@ from recllmsim_hf.errors import InputError
 from recllmsim_hf.schema import RATING_METRICS, Conversation, Profile, Scenario
 
 from ..llm import LLMResult, LLMRunner
+from ..llm.executors import ExecutorSpec, Prefetched, make_executor
+from ..shards import Shard, shard_corpus
 from .jobs import (
     Estimate,
     Job,
@@ -80,13 +82,20 @@ def annotate_corpus(
     overwrite: bool = False,
     progress: bool = True,
     log: Log | None = None,
+    executor: ExecutorSpec | str | None = None,
+    shard: Shard | str | None = None,
+    out: str | os.PathLike | None = None,
 ) -> dict:
     """Annotate ``corpus`` in place and return a summary (counts per annotator, cost, coverage).
 
     ``make_runner(corpus)`` builds the :class:`LLMRunner` (its cache belongs in the corpus
     folder: ``llm_options.runner_from_options`` does that). The cost estimate is passed to
     ``log`` before any call; if the runner has a budget and the estimate is above it,
-    :class:`InputError` is raised and nothing is sent.
+    :class:`InputError` is raised and nothing is sent. ``executor`` (default online;
+    ``generation/llm/executors``): with a batch executor every call is fetched in batch rounds
+    first (``CORPUS/.batch/annotate``), then the answers are written as online. ``shard``
+    ("K/N") with ``out``: shard K of the conversations is copied to ``out`` and annotated there
+    (``generation/shards.py``), so N machines can share one corpus.
 
     Example:
         >>> annotate_corpus("corpus", "intent,quality", make_runner)["missing"]  # doctest: +SKIP
@@ -99,20 +108,30 @@ def annotate_corpus(
             f"--corpus {path}: not a corpus folder (no {CONVERSATIONS}); pass the folder written by "
             "`recllmsim generate`, or use --evaluate to compare the annotators with the release's labels"
         )
+    if shard is not None:
+        path = shard_corpus(path, out, Shard.parse(shard) if isinstance(shard, str) else shard)
     data = Corpus(path)  # profiles and scenarios checked here, conversations while planning
     log = log or (lambda line: None)
     stamp = _stamp(path / CONVERSATIONS)
     runner = make_runner(path)
     with asyncio.Runner() as loop:
         try:
-            estimate, record_jobs = _plan(data, whats, overwrite, runner)
+            spec = ExecutorSpec.parse(executor) if isinstance(executor, str) else executor or ExecutorSpec()
+            batch_prices = runner.prices.for_batch() if spec.batched else None
+            estimate, record_jobs = _plan(data, whats, overwrite, runner, batch_prices)
             log(estimate.line())
             estimate.check_budget(runner.budget_usd)
+            ex = make_executor(spec, runner, path, "annotate", log)
             if estimate.requests > estimate.cached:
-                loop.run(runner.check(("annotator",)))
+                loop.run(ex.check(("annotator",)))
+            jobs_runner = (
+                runner
+                if ex.name == "online"
+                else loop.run(_prefetch(ex, data, whats, overwrite, record_jobs))
+            )
             counts = {w: {"requests": 0, "annotated": 0, "errors": 0, "cached": 0} for w in whats}
             with _progress_bar(progress, estimate.requests) as bar:
-                tracker = _Tracker(runner, counts, bar)
+                tracker = _Tracker(jobs_runner, counts, bar)
                 loop.run(_annotate_records(tracker, record_jobs))
                 stream = _annotated(tracker, data, whats, overwrite, window=2 * runner.concurrency + 8)
                 # closing(): after a Ctrl-C in the writer, the stream is closed while the loop still runs
@@ -121,7 +140,7 @@ def annotate_corpus(
             if record_jobs:
                 write_jsonl(path / PROFILES, data.profiles.values())
                 write_jsonl(path / SCENARIOS, data.scenarios.values())
-            _note_in_manifest(path, runner, whats)
+            _note_in_manifest(path, runner, whats, ex)
         finally:
             loop.run(runner.close())
     return {
@@ -133,14 +152,29 @@ def annotate_corpus(
         "annotators": counts,
         "missing": coverage(Corpus(path), whats),
         "usage": runner.stats.as_dict(),
+        "executor": ex.stats,
         "first_error": tracker.first_error,
         "structured_output": runner.structured_modes.get("annotator"),
     }
 
 
-def _plan(data: Corpus, whats: list[str], overwrite: bool, runner: LLMRunner):
-    """Price every call (conversations are planned again while streaming: memory stays flat)."""
-    estimate = Estimate(runner)
+async def _prefetch(executor, data: Corpus, whats: list[str], overwrite: bool, record_jobs) -> Prefetched:
+    """Every call of the pass through the batch executor first; the pass then reads the answers."""
+    requests = [job.request for _, job in record_jobs]
+    for conv in data.iter_conversations():
+        if included(conv):
+            requests += [job.request for job in plan_conversation(conv, data, whats, overwrite)]
+    results = await executor.complete_all(requests)
+    runner = executor.runner
+    return Prefetched(
+        runner, executor, {runner.prepare(r)[2]: res for r, res in zip(requests, results, strict=True)}
+    )
+
+
+def _plan(data: Corpus, whats: list[str], overwrite: bool, runner: LLMRunner, prices=None):
+    """Price every call (conversations are planned again while streaming: memory stays flat), at
+    ``prices`` (the batch table for a batch executor) or the runner's."""
+    estimate = Estimate(runner, prices)
     profile_ids, scenario_ids = set(), set()
     for conv in data.iter_conversations():
         if included(conv):
@@ -272,7 +306,7 @@ def _stamp(path: Path) -> tuple[int, int]:
     return stat.st_size, stat.st_mtime_ns
 
 
-def _note_in_manifest(path: Path, runner: LLMRunner, whats: list[str]) -> None:
+def _note_in_manifest(path: Path, runner: LLMRunner, whats: list[str], executor) -> None:
     if not (path / MANIFEST).is_file():
         return
     from recllmsim_hf.schema import Manifest
@@ -283,6 +317,7 @@ def _note_in_manifest(path: Path, runner: LLMRunner, whats: list[str]) -> None:
         "model": runner.endpoints["annotator"].model,
         "prompt_version": ANNOTATION_PROMPT_VERSION,
         "what": sorted(set(done) | set(whats)),
+        **executor.describe(),
     }
     mode = runner.structured_modes.get("annotator")
     if mode is not None:

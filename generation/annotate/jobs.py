@@ -204,8 +204,9 @@ class Estimate:
     (429, 5xx) are not billed.
     """
 
-    def __init__(self, runner: LLMRunner):
+    def __init__(self, runner: LLMRunner, prices=None):
         self._runner, self._endpoint = runner, runner.endpoints["annotator"]
+        self._prices = prices or runner.prices  # a batch executor's table: its batch prices
         self.model, self.prices_as_of = self._endpoint.model, runner.prices.as_of
         self.requests = self.cached = self.prompt_tokens = self.completion_tokens = 0
         self.cost_usd: float | None = 0.0
@@ -227,7 +228,7 @@ class Estimate:
         self.cap_tokens += rule.cap(cap) or rule.reserve_completion_tokens
 
     def done(self) -> Estimate:
-        prices = self._runner.prices
+        prices = self._prices
         self.cost_usd = prices.cost(self.model, self.prompt_tokens, self.completion_tokens)
         self.cost_with_retries_usd = prices.cost(
             self.model, 2 * self.prompt_tokens, self.completion_tokens + 2 * self.cap_tokens

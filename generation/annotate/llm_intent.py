@@ -42,7 +42,8 @@ class LLMSettings:
     """Where and how to ask the LLM.
 
     ``model``: model name; ``base_url`` / ``api_key``: the endpoint (else ``OPENAI_BASE_URL`` /
-    ``OPENAI_API_KEY``; the key never appears in ``repr`` or in any output); ``concurrency``,
+    ``OPENAI_API_KEY``; the key never appears in ``repr`` or in any output), or tuples of several
+    (a pool, ``generation/llm/pool.py``, as are ``endpoints`` and ``endpoint_concurrency``); ``concurrency``,
     ``timeout``, ``max_retries``, ``budget_usd``, ``api_key_env``, ``param``, ``model_rules``,
     ``structured_output``: as for ``recllmsim generate`` (same defaults); ``cache``: a SQLite
     response cache file (``None``: no cache); ``shots``: examples per class for few-shot;
@@ -51,8 +52,8 @@ class LLMSettings:
     """
 
     model: str = "gpt-4o-mini"
-    base_url: str | None = None
-    api_key: str | None = field(default=None, repr=False)
+    base_url: str | tuple[str, ...] | None = None
+    api_key: str | tuple[str, ...] | None = field(default=None, repr=False)
     concurrency: int = 32
     timeout: float = 60.0
     max_retries: int = 8
@@ -65,6 +66,8 @@ class LLMSettings:
     param: tuple[str, ...] = ()
     model_rules: str | os.PathLike | None = None
     structured_output: str = "auto"
+    endpoints: str | os.PathLike | None = None
+    endpoint_concurrency: int | None = None
 
 
 def pick_examples(train, labels: list[str], shots: int, seed: int) -> list[int]:
@@ -101,7 +104,8 @@ def _runner(settings: LLMSettings):
         concurrency=settings.concurrency, timeout=settings.timeout, max_retries=settings.max_retries,
         budget_usd=settings.budget_usd, prices=settings.prices, cache_file=settings.cache,
         api_key_env=list(settings.api_key_env), param=list(settings.param), model_rules=settings.model_rules,
-        structured_output=settings.structured_output, roles=(ROLE,),
+        structured_output=settings.structured_output, roles=(ROLE,), endpoints_file=settings.endpoints,
+        endpoint_concurrency=settings.endpoint_concurrency,
     )  # fmt: skip
 
 

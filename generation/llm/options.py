@@ -26,11 +26,54 @@ from pathlib import Path
 
 import typer
 
+# Repeatable (commands annotate them as list[str] | None): several servers share a role (pool.py).
 BASE_URL = typer.Option(
-    None, "--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 [env OPENAI_BASE_URL]"
+    None,
+    "--base-url",
+    help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1; repeat it to share "
+    "the load among several servers [env OPENAI_BASE_URL]",
 )
 API_KEY = typer.Option(
-    None, "--api-key", help="API key [env OPENAI_API_KEY; prefer the variable]; never written anywhere"
+    None,
+    "--api-key",
+    help="API key [env OPENAI_API_KEY; prefer the variable]; once for all --base-url or "
+    "once per --base-url; never written anywhere",
+)
+BASE_URLS, API_KEYS = BASE_URL, API_KEY  # the names the batch commands used first
+ENDPOINTS = typer.Option(
+    None,
+    "--endpoints",
+    help="YAML/JSON file of endpoints (base_url, concurrency, api_key_env, roles); "
+    "see generation/llm/pool.py",
+)
+ENDPOINT_CONCURRENCY = typer.Option(
+    None,
+    "--endpoint-concurrency",
+    min=1,
+    help="Requests in flight at most per endpoint [default: --concurrency].",
+)
+EXECUTOR = typer.Option(
+    "online",
+    "--executor",
+    help="How requests are sent: online, openai-batch (the OpenAI Batch API: half "
+    "price, within 24 h) or command (a local batch program such as vllm run-batch).",
+)
+BATCH_COMMAND = typer.Option(
+    None,
+    "--batch-command",
+    help="(--executor command) e.g. 'vllm run-batch -i {input} -o {output} --model M'.",
+)
+BATCH_POLL = typer.Option(
+    5.0,
+    "--batch-poll",
+    min=0.001,
+    help="(--executor openai-batch) Seconds before the first poll of a batch "
+    "(then 1.5x longer each time, up to 120).",
+)
+SHARD = typer.Option(
+    None,
+    "--shard",
+    help="Only the K-th of N deterministic slices of the plan (K from 0), e.g. 0/4.",
 )
 MODEL = typer.Option("gpt-4o-mini", "--model", help="Model of every role unless overridden.")
 SIMULATOR_MODEL = typer.Option(
@@ -75,9 +118,12 @@ STRUCTURED_OUTPUT = typer.Option(
 
 # The flags every LLM-calling command takes, with the same names and defaults (a test checks it).
 SHARED = (
-    "--base-url", "--api-key", "--api-key-env", "--model", "--concurrency", "--timeout", "--max-retries",
-    "--budget-usd", "--prices", "--param", "--model-rules", "--structured-output",
+    "--base-url", "--api-key", "--api-key-env", "--endpoints", "--endpoint-concurrency", "--model",
+    "--concurrency", "--timeout", "--max-retries", "--budget-usd", "--prices", "--param", "--model-rules",
+    "--structured-output",
 )  # fmt: skip
+# ... and those of the commands that can send in batch rounds (all but `baseline intent`).
+BATCH_SHARED = ("--executor", "--batch-command", "--batch-poll")
 
 
 def runner_from_options(
@@ -102,6 +148,9 @@ def runner_from_options(
     structured_output: str = "auto",
     roles: tuple[str, ...] | None = None,
     cache_file: str | os.PathLike | None = None,
+    endpoints_file: str | os.PathLike | None = None,
+    endpoint_concurrency: int | None = None,
+    executor: str = "online",
     **runner_kwargs,
 ):
     """An :class:`~recllmsim_hf.generation.llm.LLMRunner` from the parsed flags.
@@ -109,7 +158,9 @@ def runner_from_options(
     The cache is ``CORPUS/.cache/llm.sqlite`` unless ``no_cache`` (or ``cache_file``, a file of
     one's own; ``corpus=None`` with no ``cache_file``: no cache). ``roles`` keeps only those
     roles' endpoints. Extra keyword arguments (``backoff_base``, ``backoff_max``, ``transport``
-    ...) go to the runner.
+    ...) go to the runner. ``base_url`` / ``api_key`` may be lists (repeated flags): several base
+    URLs or an ``endpoints_file`` make a pool (``pool.py``). ``executor="command"`` needs no key
+    (no server is called).
     """
     from . import LLMRunner, PriceTable, ResponseCache, endpoints_from_options
     from .endpoints import ROLES
@@ -118,12 +169,27 @@ def runner_from_options(
     from .structured import check_mode
 
     check_mode(structured_output)
+    key_envs = parse_key_envs(api_key_env, ROLES)
+    urls = [base_url] if isinstance(base_url, str) else list(base_url or [])
+    keys = [api_key] if isinstance(api_key, str) else list(api_key or [])
+    if executor == "command" and not (keys or urls or key_envs or os.environ.get("OPENAI_API_KEY")):
+        keys = ["not-needed"]  # the local program is the model: no server, no key
+    pools = None
+    if len(urls) > 1 or len(keys) > 1 or endpoints_file is not None:
+        from .pool import parse_pools
+
+        pools = parse_pools(urls, keys, per_endpoint=endpoint_concurrency or concurrency,
+                            endpoints_file=endpoints_file)  # fmt: skip
+        first = (pools.get("*") or next(iter(pools.values())))[0]
+        urls, keys = [first.base_url], [first.api_key] if first.api_key else keys[:1]
     endpoints = endpoints_from_options(
-        base_url, api_key, model, simulator_model, assistant_model, profile_model, annotator_model,
-        api_key_env=parse_key_envs(api_key_env, ROLES),
+        urls[0] if urls else None, keys[0] if keys else None, model, simulator_model, assistant_model,
+        profile_model, annotator_model, api_key_env=key_envs,
     )  # fmt: skip
     if roles is not None:
         endpoints = {role: ep for role, ep in endpoints.items() if role in roles}
+    if pools is not None:
+        runner_kwargs["transport"] = _pool_transport(endpoints, pools, concurrency, timeout)
     table = PriceTable.load(prices)
     rules = ModelRules.load(model_rules)
     params = parse_params(param, ROLES)
@@ -149,3 +215,33 @@ def runner_from_options(
         structured_output=structured_output,
         **runner_kwargs,
     )
+
+
+def _pool_transport(endpoints: dict, pools: dict, concurrency: int, timeout: float):
+    """Point each role with its own pool at that pool's first replica, and route through the pool."""
+    from .pool import PoolTransport
+    from .transport import OpenAITransport
+
+    for role, replicas in pools.items():
+        if role in endpoints:
+            key = replicas[0].api_key or endpoints[role].api_key
+            update = {"base_url": replicas[0].base_url, "api_key": key}
+            endpoints[role] = endpoints[role].model_copy(update=update)
+    shared = pools.get("*", [None])[0]
+    pool_of = {}
+    for role, ep in sorted(endpoints.items()):
+        if role in pools:
+            pool_of[(ep.base_url, ep.api_key, ep.model)] = role
+        elif shared is not None and ep.base_url == shared.base_url:
+            pool_of.setdefault((ep.base_url, ep.api_key, ep.model), "*")
+    inner = OpenAITransport(timeout=timeout, max_connections=concurrency)
+    return PoolTransport(inner, pools, pool_of)
+
+
+def executor_from_options(
+    executor: str = "online", batch_command: str | None = None, batch_poll: float = 5.0
+):
+    """The :class:`~recllmsim_hf.generation.llm.executors.ExecutorSpec` of the parsed flags."""
+    from .executors import ExecutorSpec
+
+    return ExecutorSpec.parse(executor, batch_command, poll_interval=batch_poll)

@@ -5,7 +5,9 @@ file). Users override or add models with ``--prices FILE``, a YAML or JSON file 
 same shape (``models: {name: {input: USD, output: USD, cached_input: USD}}``; a bare
 ``{name: {...}}`` mapping works too). ``cached_input`` is the rate of prompt tokens the server
 reports as cached (``usage.prompt_tokens_details.cached_tokens``); without it they cost
-``input``. A model without a price has an unknown cost.
+``input``. ``batch_input`` / ``batch_output`` / ``batch_cached_input`` are the Batch API's
+rates, used by the batch executors (:meth:`PriceTable.for_batch`). A model without a price has
+an unknown cost.
 
 Example:
     >>> table = PriceTable.load()
@@ -37,6 +39,9 @@ class Price(BaseModel):
     input: float = Field(ge=0)
     output: float = Field(ge=0)
     cached_input: float | None = Field(default=None, ge=0)
+    batch_input: float | None = Field(default=None, ge=0)  # the Batch API's price (OpenAI: half)
+    batch_output: float | None = Field(default=None, ge=0)
+    batch_cached_input: float | None = Field(default=None, ge=0)
 
 
 class PriceTable:
@@ -70,6 +75,29 @@ class PriceTable:
                 price = self.prices.get(best)
             self._memo[model] = price
         return self._memo[model]
+
+    def for_batch(self) -> PriceTable:
+        """The table of the batch executors: each model's batch price, else its online price
+        (cached prompt tokens at ``batch_cached_input``, else the lower of ``cached_input`` and the
+        batch input price).
+
+        Example:
+            >>> batch = PriceTable.load().for_batch()
+            >>> round(batch.cost("gpt-4o-mini", 1_000_000, 1_000_000), 3)
+            0.375
+            >>> round(batch.cost("gpt-4o-mini", 1_000_000, 0, cached_tokens=500_000), 5)
+            0.05625
+        """
+        batch = {}
+        for name, p in self.prices.items():
+            rate_in = p.input if p.batch_input is None else p.batch_input
+            cached = p.batch_cached_input
+            if cached is None and p.cached_input is not None:
+                cached = min(p.cached_input, rate_in)
+            update = {"input": rate_in, "output": p.output if p.batch_output is None else p.batch_output,
+                      "cached_input": cached}  # fmt: skip
+            batch[name] = p.model_copy(update=update)
+        return PriceTable(batch, self.as_of)
 
     def cost(
         self, model: str, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0

@@ -30,6 +30,10 @@ Public interface (the conversation, profile and annotation code uses only these 
   runner.check()`` (fail fast on an unreachable endpoint or a refused key), ``runner.stats``,
   ``runner.cache_key(request)``, ``runner.structured_modes`` (role -> the structured-output mode
   its calls used), ``await runner.close()``.
+- For the batch executors (``executors/rounds.py``): ``runner.prepare(request)`` -> (endpoint,
+  the JSON body ``complete`` sends first, its cache key) and ``runner.call(request)`` -> a
+  :class:`Call` (``calls.py``): the bodies of its attempts (``runner.shaped``) and the same retry
+  rules for the answers read from batch output lines.
 - :class:`BudgetExceeded`: raised by ``complete`` *before* a request whose worst-case cost
   would take spending over ``budget_usd``; after that every ``complete`` raises it.
 - :class:`ResponseCache` (``cache.py``), :func:`cache_key` (``requests.py``) and
@@ -52,9 +56,11 @@ structured reply that does not validate is asked again once. Structured outputs 
 ``structured_output`` (``structured.py``): ``auto`` falls back from ``json_schema`` to
 ``json_object`` to ``prompt`` once per endpoint when the server refuses the response format.
 A server that sends no usage is charged by the local estimate of ``tokens.py`` (warned once).
-Transport sits behind :class:`Transport` (one async call,
-``transport.py``), so an OpenAI Batch API transport can replace
-:class:`OpenAITransport` without touching callers.
+The rules of one call's attempts live in :class:`Call` (``calls.py``), shared with the batch
+rounds. Transport sits behind :class:`Transport` (one async call, ``transport.py``;
+``pool.py`` routes it over many endpoints, and the guard and the structured-output mode apply
+to each of them); how a command's requests go out, online or in batch rounds, is the
+executor's job (``executors/``).
 
 Example:
     >>> import asyncio
@@ -80,15 +86,15 @@ from recllmsim_hf.errors import InputError, ServiceError
 
 from .budget import Budget
 from .cache import ResponseCache, key_for_body
+from .calls import Call
 from .endpoints import Endpoint, endpoints_from_options
 from .guard import Guard, RunStopped
 from .pricing import PriceTable
 from .replay import CacheReplay
-from .reply import read_reply
 from .requests import LLMRequest, LLMResult, RunStats, cache_key, request_body, strict_schema
-from .retry import RetryPolicy, classify
+from .retry import RetryPolicy
 from .rules import ModelRules
-from .structured import check_mode, first_mode, next_mode, refused
+from .structured import check_mode, first_mode, next_mode
 from .transport import OpenAITransport, Transport, TransportFailure
 
 __all__ = ["LLMRunner", "RunStopped", "cache_key", "endpoints_from_options"]
@@ -160,9 +166,9 @@ class LLMRunner:
         self._modes: dict[tuple, str] = {}  # endpoint -> the mode it takes (auto's fallbacks)
         self._warn = warn or _stderr
         self._warned: set[tuple] = set()
-        self._secrets = sorted(
-            {ep.api_key for ep in self.endpoints.values() if ep.api_key}, key=len, reverse=True
-        )
+        keys = {ep.api_key for ep in self.endpoints.values() if ep.api_key}
+        keys |= {r.api_key for rs in getattr(transport, "pools", {}).values() for r in rs if r.api_key}
+        self._secrets = sorted(keys, key=len, reverse=True)
 
     @property
     def budget_usd(self) -> float | None:
@@ -255,101 +261,96 @@ class LLMRunner:
             body[rule.max_tokens_field] *= cap_scale
         return body
 
-    async def _attempt(self, request: LLMRequest, endpoint: Endpoint, mode: str | None, cap_scale: int):
-        """One HTTP attempt: (reply JSON, body bytes, cap sent, mode used). The mode is read when the
+    def shaped(self, call: Call) -> tuple[str | None, bytes, int | None]:
+        """The next attempt of ``call``: (mode, body bytes in declaration order, cap sent). The
+        mode is the endpoint's when ``auto`` has fallen back for it."""
+        if call.mode is not None:  # the mode of the endpoint this attempt goes to
+            call.mode = self._modes.get(call.ident, first_mode(self.structured_output))
+        rule = self.rules.rule(call.endpoint.model)
+        body = self._body(call.request, call.endpoint, call.mode or "json_schema", call.cap_scale)
+        raw = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        return call.mode, raw, body.get(rule.max_tokens_field)
+
+    def reserve_for(self, call: Call, raw: bytes, cap: int | None) -> float:
+        """The worst-case cost of one attempt (the cap sent, else the model rule's reservation)."""
+        rule = self.rules.rule(call.endpoint.model)
+        completion = cap or rule.reserve_completion_tokens
+        return self.budget.worst_case(call.request, call.endpoint, len(raw), completion)
+
+    async def _attempt(self, call: Call):
+        """One attempt of ``call``; an endpoint served by a pool (``pool.py``) goes to the replica
+        the pool picks, with that replica's guard and structured-output mode."""
+        pool = self.transport
+        replicas = pool.replicas(call.endpoint) if hasattr(pool, "pick") else None
+        if not replicas:
+            return await self._attempt_at(call, call.endpoint, pool)
+        tried: set[int] = set()
+        while True:
+            replica, target = await pool.pick(call.endpoint, replicas, tried)
+            try:
+                out = await self._attempt_at(call, target, pool.inner)
+            except TransportFailure as e:
+                if await pool.failed(replica, e, replicas, tried):
+                    continue  # refused the connection: another replica takes it at once
+                raise
+            except BaseException:
+                await pool.release(replica)
+                raise
+            await pool.answered(replica)
+            return out
+
+    async def _attempt_at(self, call: Call, target: Endpoint, transport) -> tuple[dict, bytes, int | None]:
+        """One HTTP attempt to ``target``: (reply JSON, body bytes, cap sent). The mode is read when the
         endpoint's turn comes, so calls queued behind the first one use what it found out."""
-        ident = (endpoint.base_url, endpoint.model)
-        rule = self.rules.rule(endpoint.model)
-        async with self.guard.turn(ident):
-            if mode is not None:
-                mode = self._modes.get(ident, mode)
-            body = self._body(request, endpoint, mode or "json_schema", cap_scale)
-            cap = body.get(rule.max_tokens_field)
-            raw = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
-            worst = self.budget.worst_case(request, endpoint, len(raw), cap or rule.reserve_completion_tokens)
+        call.ident = (target.base_url, target.model)
+        async with self.guard.turn(call.ident):
+            mode, raw, cap = self.shaped(call)
+            worst = self.reserve_for(call, raw, cap)
             await self.budget.reserve(worst)
             try:
                 async with self._slots:
                     self.stats.requests += 1
-                    data = await self.transport.complete(endpoint, raw)
+                    data = await transport.complete(target, raw)
             except TransportFailure as e:
                 e.mode = mode  # the mode this attempt was sent in
                 raise
             finally:
                 await self.budget.settle(worst)
-            self.guard.answered(ident)
-        return data, raw, cap, mode
+            self.guard.answered(call.ident)
+        return data, raw, cap
 
     async def _send(self, request: LLMRequest, endpoint: Endpoint) -> LLMResult:
-        ident = (endpoint.base_url, endpoint.model)
-        field = self.rules.rule(endpoint.model).max_tokens_field
-        mode = first_mode(self.structured_output) if request.response_model is not None else None
-        error, kind, attempt, cap_scale, asked_again = "not sent", "transient", 0, 1, False
-        while attempt < self.retry.attempts():
-            attempt += 1
-            if attempt > 1:
-                self.stats.retries += 1
+        call = Call(self, request, endpoint)
+        while True:
+            call.start()
             try:
-                data, raw, cap, mode = await self._attempt(request, endpoint, mode, cap_scale)
-                result, problem = read_reply(data, request, model=endpoint.model, mode=mode,
-                                             prices=self.prices, body=raw)  # fmt: skip
+                data, raw, cap = await self._attempt(call)
+                verdict = call.on_reply(data, raw, cap)
             except TransportFailure as e:
-                kind, error, mode = classify(e), self._redact(str(e)), e.mode or mode
-                if kind == "fatal":  # the key is refused: every other call stops too
-                    where = endpoint.base_url or "the OpenAI API"
-                    self.guard.stopped = self.guard.stopped or (
-                        f"{where} refused the request ({error}; model {endpoint.model}); "
-                        "check --api-key / --api-key-env / OPENAI_API_KEY"
-                    )
-                    raise ServiceError(self.guard.stopped) from None
-                if kind == "rejected" and mode is not None and self.structured_output == "auto":
-                    if refused(mode, e.status, e.server_message) and next_mode(mode) is not None:
-                        mode = self._fall_back(ident, mode)
-                        attempt -= 1  # the server said what it takes: this one does not count
-                        continue
-                if kind == "context_limit":
-                    return self._failed(request, endpoint, attempt, kind, error)
-                if kind == "rejected":
-                    self.guard.rejected(ident, error)
-                    break
-                if attempt < self.retry.attempts():
-                    await asyncio.sleep(self.retry.delay(attempt, e.retry_after))
-                continue
-            self._count(result, endpoint)
-            result.attempts = attempt
-            if problem is None:
-                return result
-            if problem.kind == "refusal":
-                return self._failed(request, endpoint, attempt, "refusal", f"refused: {problem.detail}",
-                                    refusal=problem.detail)  # fmt: skip
-            last = attempt >= self.retry.attempts()
-            if problem.kind == "length":
-                where = f"{field}={cap}" if cap is not None else "the server's own limit (no cap sent)"
-                error = (f"the reply was cut at {where} ({problem.detail}); raise the cap or use a model "
-                         "that answers more briefly")  # fmt: skip
-                if cap is None or cap_scale != 1 or last:
-                    return self._failed(request, endpoint, attempt, "length", error)
-                cap_scale = 2  # once, with room to finish
-                continue
-            error, kind = problem.detail, "invalid_output"
-            if asked_again or last:
-                break
-            asked_again = True
-        if kind == "rejected":
-            how = f"rejected by {endpoint.base_url or 'the OpenAI API'} for {endpoint.model} (not retried)"
-        else:
-            how = f"failed after {attempt} attempt(s)"
-        return self._failed(request, endpoint, attempt, kind, f"{how}: {error}", plain=True)
+                verdict = call.on_failure(e)
+            if verdict.result is not None:
+                return verdict.result
+            if verdict.delay:
+                await asyncio.sleep(verdict.delay)
 
-    def _failed(
-        self, request: LLMRequest, endpoint: Endpoint, attempts: int, kind: str, error: str,
-        refusal: str | None = None, plain: bool = False,
-    ) -> LLMResult:  # fmt: skip
-        self.stats.errors += 1
-        tag = f"{request.tag}: " if request.tag else ""
-        call = f"{request.role} call " if plain else f"{request.role} call: "
-        return LLMResult(error=f"{tag}{call}{error}", error_kind=kind, refusal=refusal, attempts=attempts,
-                         model=endpoint.model)  # fmt: skip
+    # -- the seam of the batch executors (executors/rounds.py) ----------------------------------------
+    def prepare(self, request: LLMRequest) -> tuple[Endpoint, str, str]:
+        """The endpoint of ``request``, the JSON body :meth:`complete` sends first, and its cache key."""
+        call = self.call(request)
+        _, raw, _ = self.shaped(call)
+        return call.endpoint, raw.decode("utf-8"), self.cache_key(request)
+
+    def call(self, request: LLMRequest, unit: str = "attempt(s)") -> Call:
+        """A fresh :class:`Call` of ``request`` (its attempts follow the online rules)."""
+        return Call(self, request, self._endpoint(request), unit)
+
+    def _refused_key(self, ident: tuple, error: str) -> None:
+        base_url, model = ident
+        self.guard.stopped = self.guard.stopped or (
+            f"{base_url or 'the OpenAI API'} refused the request ({error}; model {model}); "
+            "check --api-key / --api-key-env / OPENAI_API_KEY"
+        )
+        raise ServiceError(self.guard.stopped) from None
 
     def _fall_back(self, ident: tuple, mode: str) -> str:
         new = next_mode(mode)

@@ -128,7 +128,7 @@ class OpenAITransport:
                 )
             return json.loads(response.content)
         except openai.APIStatusError as e:
-            raise _status_failure(e.status_code, e.response.headers, *_message(e)) from None
+            raise status_failure(e.status_code, e.response.headers, *_message(e)) from None
         except (TimeoutError, openai.APITimeoutError):
             raise TransportFailure(f"no reply within {self.timeout:g} s", retryable=True) from None
         except openai.APIConnectionError as e:
@@ -147,7 +147,7 @@ class OpenAITransport:
                 await self._pool(endpoint)[0][0].get("/models", cast_to=self._httpx.Response)
         except self._openai.APIStatusError as e:
             if e.status_code in (401, 403):
-                raise _status_failure(e.status_code, e.response.headers, *_message(e)) from None
+                raise status_failure(e.status_code, e.response.headers, *_message(e)) from None
         except (TimeoutError, self._openai.APIConnectionError) as e:
             elapsed = time.monotonic() - started
             raise TransportFailure(
@@ -190,7 +190,7 @@ def _message(error: Any) -> tuple[str, str | None]:
     return str(getattr(error, "message", "") or ""), code
 
 
-def _status_failure(status: int, headers: Any, message: str, code: str | None = None) -> TransportFailure:
+def status_failure(status: int, headers: Any, message: str, code: str | None = None) -> TransportFailure:
     retry_after = None
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
         try:

@@ -48,6 +48,8 @@ from recllmsim_hf.corpus import CONVERSATIONS, MANIFEST, append_jsonl
 from recllmsim_hf.errors import InputError, RecLLMSimError
 from recllmsim_hf.schema import Conversation, GenerationMeta, Profile, Scenario, Turn, Usage
 
+from ..llm.executors import ExecutorSpec, ItemFailed, make_executor
+from ..shards import Shard
 from . import prompts
 from .filters import LANGUAGES, check_rules
 from .runfolder import (
@@ -149,7 +151,7 @@ def _seed(seed: int, index: int, step: int) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-class ConversationFailed(Exception):
+class ConversationFailed(ItemFailed):
     """An LLM call of one conversation failed after its retries (the conversation is not written)."""
 
 
@@ -158,7 +160,22 @@ class _ContextFull(Exception):
 
 
 async def run_conversation(runner, item: PlanItem, settings: Settings) -> Conversation:
-    """Let the simulator and the assistant talk; returns the finished conversation.
+    """Let the simulator and the assistant talk online; returns the finished conversation.
+
+    Raises :class:`ConversationFailed` when a call's retries run out.
+    """
+    steps = conversation_steps(item, settings, runner.endpoints)
+    request = next(steps)
+    while True:
+        try:
+            request = steps.send(await runner.complete(request))
+        except StopIteration as done:
+            return done.value
+
+
+def conversation_steps(item: PlanItem, settings: Settings, endpoints, executor: str = "online"):
+    """The conversation as an executor item: yields each next request, receives its result
+    (``result = yield request``) and returns the finished :class:`Conversation`.
 
     Raises :class:`ConversationFailed` when a call's retries run out.
     """
@@ -182,13 +199,13 @@ async def run_conversation(runner, item: PlanItem, settings: Settings) -> Conver
     closing, end_reason = None, "max_turns"
     tag = f"conversation {item.conversation_id}"
 
-    async def ask(role: str, messages: list[dict], temperature: float | None, step: int):
+    def ask(role: str, messages: list[dict], temperature: float | None, step: int):
         nonlocal cost, cost_known
         request = LLMRequest(
             role=role, messages=messages, temperature=temperature, max_tokens=settings.max_tokens,
             seed=_seed(settings.seed, item.index, step), prompt_version=prompts.PROMPT_VERSION, tag=tag,
         )  # fmt: skip
-        result = await runner.complete(request)
+        result = yield request
         if result.error and result.error_kind == "context_limit" and turns:
             raise _ContextFull(result.error)
         if result.error:
@@ -206,7 +223,7 @@ async def run_conversation(runner, item: PlanItem, settings: Settings) -> Conver
     phrase, context_error = None, None
     try:
         for exchange in range(settings.max_turns + 1):
-            text, extra = await ask("simulator", sim, settings.simulator_temperature, 2 * exchange)
+            text, extra = yield from ask("simulator", sim, settings.simulator_temperature, 2 * exchange)
             phrase = prompts.closing_phrase(text, settings.language)
             if phrase is not None:
                 end_reason, closing = "goodbye", text
@@ -222,7 +239,7 @@ async def run_conversation(runner, item: PlanItem, settings: Settings) -> Conver
                 break
             sim.append({"role": "assistant", "content": text})
             chat.append({"role": "user", "content": text})
-            reply, extra = await ask("assistant", chat, settings.assistant_temperature, 2 * exchange + 1)
+            reply, extra = yield from ask("assistant", chat, settings.assistant_temperature, 2 * exchange + 1)
             turns.append(Turn(role="assistant", content=reply, extra=extra))
             if extra.get("finish_reason") == "length":
                 end_reason = "cut_off"
@@ -232,7 +249,6 @@ async def run_conversation(runner, item: PlanItem, settings: Settings) -> Conver
     except _ContextFull as e:
         end_reason, context_error = "context_limit", str(e)
 
-    endpoints = runner.endpoints
     conv = Conversation(
         conversation_id=item.conversation_id,
         task=item.scenario.task,
@@ -258,6 +274,7 @@ async def run_conversation(runner, item: PlanItem, settings: Settings) -> Conver
                 "closing_message": closing,
                 "closing_phrase": phrase,
                 **stats,
+                "executor": executor,
                 **({"context_error": context_error} if context_error else {}),
             },  # fmt: skip
         ),
@@ -270,39 +287,27 @@ async def run_conversation(runner, item: PlanItem, settings: Settings) -> Conver
 
 
 async def _run(
-    runner,
-    todo: Iterator[PlanItem],
-    count: int,
-    settings: Settings,
-    path: Path,
-    show: RunProgress,
-    outcome: dict,
+    executor, todo: Iterator[PlanItem], settings: Settings, path: Path, show: RunProgress, outcome: dict
 ):
-    async def worker() -> None:
-        for item in todo:  # one shared iterator: next() never awaits, so each item goes to one worker
-            try:
-                conv = await run_conversation(runner, item, settings)
-            except ConversationFailed as e:
-                outcome["failed"] += 1
-                outcome["first_error"] = outcome["first_error"] or str(e)
-                show.advance(0, outcome["failed"])
-                continue
-            # The fsync would stall every other conversation: the write runs in a thread (one
-            # whole line per os.write, so concurrent appends never interleave).
-            await asyncio.to_thread(append_jsonl, path, conv)
-            outcome["generated"] += 1
-            outcome["passed"] += conv.extra["filter"]["passed"]
-            outcome["context_limit"] += conv.end_reason == "context_limit"
-            show.advance(1, outcome["failed"])
+    endpoints = executor.runner.endpoints
+    # a generator: the plan is walked as the executor asks for items, so memory stays flat in -n
+    items = (conversation_steps(item, settings, endpoints, executor.name) for item in todo)
 
-    # More conversations than request slots keep every slot busy while others wait on their turn.
-    workers = [asyncio.create_task(worker()) for _ in range(min(count, 4 * runner.concurrency))]
-    try:
-        await asyncio.gather(*workers)
-    finally:
-        for w in workers:
-            w.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+    async def done(index: int, conv: Conversation | None, error: Exception | None) -> None:
+        if error is not None:
+            outcome["failed"] += 1
+            outcome["first_error"] = outcome["first_error"] or str(error)
+            show.advance(0, outcome["failed"])
+            return
+        # The fsync would stall every other conversation: the write runs in a thread (one
+        # whole line per os.write, so concurrent appends never interleave).
+        await asyncio.to_thread(append_jsonl, path, conv)
+        outcome["generated"] += 1
+        outcome["passed"] += conv.extra["filter"]["passed"]
+        outcome["context_limit"] += conv.end_reason == "context_limit"
+        show.advance(1, outcome["failed"])
+
+    await executor.drive(items, done)
 
 
 def generate_conversations(
@@ -316,12 +321,18 @@ def generate_conversations(
     builtin_catalog: bool = True,
     profiles_file: str | Path | None = None,
     progress: bool = True,
+    executor: ExecutorSpec | str | None = None,
+    shard: Shard | str | None = None,
+    log=None,
 ) -> dict:
     """Make sure the first ``n`` conversations of the plan are in ``OUT/conversations.jsonl``.
 
     ``runner_factory(corpus)`` builds the :class:`~recllmsim_hf.generation.llm.LLMRunner`
     (called only when there is work). Returns a summary; ``failed`` > 0 means some
-    conversations ran out of retries and a rerun will redo them.
+    conversations ran out of retries and a rerun will redo them. ``executor`` (default
+    online) says how requests are sent (``generation/llm/executors``); ``shard`` ("K/N")
+    keeps only this machine's slice of the plan (``generation/shards.py``); ``log`` gets the
+    batch executors' progress lines.
 
     Example:
         >>> generate_conversations("corpus", 30, factory, settings=Settings(seed=1))  # doctest: +SKIP
@@ -343,20 +354,29 @@ def generate_conversations(
         raise InputError(f"--max-tokens: must be at least 1, but got {settings.max_tokens}")
     if settings.language not in LANGUAGES:
         raise InputError(f"--language: must be one of {list(LANGUAGES)}, but got {settings.language!r}")
+    shard = Shard.parse(shard) if isinstance(shard, str) else shard
+    spec = ExecutorSpec.parse(executor) if isinstance(executor, str) else executor or ExecutorSpec()
     scenarios = load_scenarios(catalogs, builtin=builtin_catalog, tasks=tasks)
     with corpus_run(out) as corpus:
         profiles = load_profiles(corpus, profiles_file)
         items = Plan(scenarios, profiles, n, settings.seed)
+        mine = None if shard is None else shard.select(items, key=lambda it: it.conversation_id)
         all_scenarios = merge_scenarios(corpus, scenarios)
         done, lines, passed = scan_conversations(corpus)
-        in_plan = {ident for ident in done if items.index_of(ident) is not None}
-        to_make = n - len(in_plan)
-        todo = (it for it in items if it.conversation_id not in in_plan)
+        if mine is None:
+            in_plan = {ident for ident in done if items.index_of(ident) is not None}
+            planned, source = n, items
+        else:  # a shard: its slice of the plan (a list: a shard is what one machine makes)
+            in_plan = done & {it.conversation_id for it in mine}
+            planned, source = len(mine), mine
+        to_make = planned - len(in_plan)
+        todo = (it for it in source if it.conversation_id not in in_plan)
         path = corpus / CONVERSATIONS
         path.touch()
         meta = {"conversations": {
             "settings": asdict(settings), "requested": n, "prompt_version": prompts.PROMPT_VERSION,
             "tasks": sorted({s.task for s in scenarios}), "catalogs": [Path(c).name for c in catalogs],
+            **spec.describe(), "shard": str(shard) if shard else None,
         }}  # fmt: skip
         counts = {"profiles": len(profiles), "scenarios": len(all_scenarios)}
         outcome = {"generated": 0, "failed": 0, "passed": 0, "context_limit": 0, "first_error": None,
@@ -370,10 +390,12 @@ def generate_conversations(
 
             async def main() -> None:
                 try:
-                    await runner.check(("simulator", "assistant"))
+                    ex = make_executor(spec, runner, corpus, "conversations", log)
+                    await ex.check(("simulator", "assistant"))
                     started = time.perf_counter()
-                    with RunProgress("conversations", n, n - to_make, runner, progress) as show:
-                        await _run(runner, todo, to_make, settings, path, show, outcome)
+                    with RunProgress("conversations", planned, planned - to_make, runner, progress) as show:
+                        await _run(ex, todo, settings, path, show, outcome)
+                    stats.update(ex.stats)
                     outcome["run_s"] = round(time.perf_counter() - started, 3)
                 finally:
                     await runner.close()
@@ -388,7 +410,7 @@ def generate_conversations(
                     counts.update(conversations=lines_now, conversations_passed=passed_now)
                     update_manifest(corpus, generation=meta, counts=counts)
                 raise
-            stats = runner.stats.as_dict()
+            stats.update(runner.stats.as_dict())
         counts.update(
             conversations=lines + outcome["generated"], conversations_passed=passed + outcome["passed"]
         )
@@ -397,7 +419,9 @@ def generate_conversations(
     return {
         "out": str(corpus),
         "requested": n,
-        "already_done": n - to_make,
+        "shard": str(shard) if shard else None,
+        "planned": planned,
+        "already_done": planned - to_make,
         "generated": outcome["generated"],
         "failed": outcome["failed"],
         "first_error": outcome["first_error"],

@@ -43,6 +43,7 @@ from recllmsim_hf.corpus import CONVERSATIONS, PROFILES, SCENARIOS, read_jsonl, 
 from recllmsim_hf.errors import InputError
 from recllmsim_hf.schema import Conversation, Profile, Scenario, passed_filters
 
+from ..llm.executors import ExecutorSpec, make_executor
 from . import prompts
 from .runfolder import RunProgress, corpus_lock, update_manifest
 
@@ -190,37 +191,48 @@ def _llm_request(conv: Conversation, profile: str, scenario: str):
     )
 
 
-async def _llm_checks(runner, convs: list[Conversation], corpus: Path, show: RunProgress) -> dict:
+async def _llm_checks(executor, convs: list[Conversation], corpus: Path, show: RunProgress) -> dict:
     profiles = {p.profile_id: p.text for p in read_jsonl(corpus / PROFILES, Profile)}
     scenarios = {s.scenario_id: s.text for s in read_jsonl(corpus / SCENARIOS, Scenario)}
+    model = executor.runner.endpoints["annotator"].model
+    # Conversations the rules already reject are not sent (they cannot pass).
+    todo = [c for c in convs if c.extra["filter"]["passed"]]
     outcome = {"errors": 0, "checked": 0, "first_error": None}
 
-    async def one(conv: Conversation) -> None:
+    def one(conv: Conversation):
         request = _llm_request(conv, profiles.get(conv.profile_id, ""), scenarios.get(conv.scenario_id, ""))
-        result = await runner.complete(request)
+        return (yield request)
+
+    def done(index: int, result, error) -> None:
         outcome["checked"] += 1
         outcome["errors"] += result.error is not None
         outcome["first_error"] = outcome["first_error"] or result.error
-        model = runner.endpoints["annotator"].model
+        conv = todo[index]
         conv.extra["filter"] = merge_llm(conv.extra["filter"], result.parsed, model, result.error)
         if result.structured_mode is not None:
             conv.extra["filter"]["llm"]["structured_output"] = result.structured_mode
         show.advance(1, outcome["errors"])
 
-    # Conversations the rules already reject are not sent (they cannot pass).
-    await asyncio.gather(*(one(c) for c in convs if c.extra["filter"]["passed"]))
+    await executor.drive([one(c) for c in todo], done)
     return outcome
 
 
 def filter_corpus(
-    corpus: str | os.PathLike, *, language: str = "en", runner_factory=None, progress: bool = True
+    corpus: str | os.PathLike,
+    *,
+    language: str = "en",
+    runner_factory=None,
+    progress: bool = True,
+    executor: ExecutorSpec | str | None = None,
+    log=None,
 ) -> dict:
     """Recompute every conversation's verdict and rewrite ``conversations.jsonl`` atomically.
 
     With ``runner_factory`` the LLM check runs too (on conversations the rules pass).
     Returns :func:`table` plus ``llm_errors`` (of ``llm_checked``; ``llm_first_error``): a
     conversation whose LLM check failed keeps its rule verdict and ``llm.error``; a rerun asks
-    again.
+    again. ``executor`` (default online; ``generation/llm/executors``) sends the LLM checks;
+    ``log`` gets batch progress lines.
 
     Example:
         >>> filter_corpus("corpus")["filtered"]["conversations"]  # doctest: +SKIP
@@ -244,17 +256,23 @@ def filter_corpus(
 
             async def main() -> dict:
                 try:
-                    await runner.check(("annotator",))
+                    ex = make_executor(executor, runner, corpus, "filter", log)
+                    await ex.check(("annotator",))
                     with RunProgress("llm filter", todo, 0, runner, progress) as show:
-                        return await _llm_checks(runner, convs, corpus, show)
+                        return await _llm_checks(ex, convs, corpus, show)
                 finally:
                     await runner.close()
 
             llm = asyncio.run(main())
         write_jsonl(path, convs)
         summary = table(convs)
+        checked = None
+        if runner_factory is not None and convs:
+            spec = ExecutorSpec.parse(executor) if isinstance(executor, str) else executor or ExecutorSpec()
+            checked = {"llm_filter": {"model": runner.endpoints["annotator"].model, **spec.describe()}}
         update_manifest(
             corpus,
+            generation=checked,
             counts={
                 "conversations": len(convs),
                 "conversations_passed": summary["filtered"]["conversations"],

@@ -41,6 +41,7 @@ from recllmsim_hf.corpus import PROFILES, read_jsonl, write_jsonl
 from recllmsim_hf.errors import InputError, ServiceError
 from recllmsim_hf.schema import PROFILE_FIELDS, Profile, ProfileFields
 
+from ..llm.executors import ExecutorSpec, make_executor
 from . import prompts
 from .runfolder import RunProgress, corpus_run, update_manifest
 
@@ -201,7 +202,7 @@ async def _generate(runner, profiles: list[Profile], n: int, opts: dict, show: R
                     tag=f"profiles chain {chain.index} round {round_}",
                 )  # fmt: skip
             )
-        results = await asyncio.gather(*(runner.complete(r) for r in requests))
+        results = await opts["executor"].complete_all(requests)
         for chain, request, result in zip(active, requests, results, strict=True):
             if result.error:
                 counts["errors"] += 1
@@ -259,12 +260,16 @@ def generate_profiles(
     near_threshold: float = 0.8,
     max_rounds: int | None = None,
     progress: bool = True,
+    executor: ExecutorSpec | str | None = None,
+    log=None,
 ) -> dict:
     """Make sure ``OUT/profiles.jsonl`` holds ``n`` distinct generated profiles.
 
     ``runner_factory(corpus)`` builds the LLM runner (called only when profiles are
     missing). The file is rewritten atomically after every round, so an interrupted
-    run keeps what it accepted. Returns a summary with the duplicate counts.
+    run keeps what it accepted. Returns a summary with the duplicate counts. ``executor``
+    (default online; ``generation/llm/executors``) sends each round of the chains; ``log`` gets
+    the batch executors' progress lines.
 
     Example:
         >>> generate_profiles("corpus", 100, factory, seed=1)  # doctest: +SKIP
@@ -279,6 +284,7 @@ def generate_profiles(
         raise InputError(f"--temperature: must be between 0 and 2, but got {temperature}")
     if not 0 < near_threshold <= 1:
         raise InputError(f"--near-threshold: must be in (0, 1], but got {near_threshold}")
+    spec = ExecutorSpec.parse(executor) if isinstance(executor, str) else executor or ExecutorSpec()
     t0 = time.perf_counter()
     with corpus_run(out) as corpus:
         path = corpus / PROFILES
@@ -295,16 +301,18 @@ def generate_profiles(
 
             async def main() -> dict:
                 try:
-                    await runner.check(("profile",))
+                    opts["executor"] = make_executor(spec, runner, corpus, "profiles", log)
+                    await opts["executor"].check(("profile",))
                     with RunProgress("profiles", n, existing, runner, progress) as show:
                         return await _generate(runner, profiles, n, opts, show)
                 finally:
                     await runner.close()
 
             counts = asyncio.run(main())
-            stats = runner.stats.as_dict()
+            stats = {**opts["executor"].stats, **runner.stats.as_dict()}
             meta = {"model": runner.endpoints["profile"].model, "temperature": temperature, "seed": seed}
             meta.update(batch_size=batch_size, chains=chains, prompt_version=prompts.PROMPT_VERSION)
+            meta.update(spec.describe())
             meta["structured_output"] = runner.structured_modes.get("profile")
             update_manifest(corpus, generation={"profiles": meta}, counts={"profiles": len(profiles)})
     return {

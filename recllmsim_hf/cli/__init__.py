@@ -50,10 +50,11 @@ class SplitBy(StrEnum):
 
 @app.command()
 def build(
-    source: str = typer.Option(
+    source: list[str] = typer.Option(
         None,
         "--source",
-        help="Release folder, .zip/.tar.gz, URL, or corpus folder [default: the pinned release]",
+        help="Release folder, .zip/.tar.gz, URL, or corpus folder [default: the pinned release]; "
+        "repeat it to merge several generated corpora (e.g. the shards of one run)",
     ),
     # str, not Path: typer would turn an empty --out into "." (the current folder)
     out: str = typer.Option(
@@ -83,7 +84,9 @@ def build(
     from recllmsim_hf.dataset.card_settings import CardSettings
 
     card = CardSettings.from_options(name, pretty_name, license_id, citation)
-    summary = build_dataset(source, out, seed=seed, split_by=split_by.value, progress=not quiet, card=card)
+    sources = list(source or [])
+    chosen = sources if len(sources) > 1 else (sources[0] if sources else None)
+    summary = build_dataset(chosen, out, seed=seed, split_by=split_by.value, progress=not quiet, card=card)
     _print_summary(summary, json_out)
 
 

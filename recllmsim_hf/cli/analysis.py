@@ -42,7 +42,8 @@ def stats(
     ),
     top: int = typer.Option(15, "--top", min=1, help="Preference phrases per task in the figure and JSON."),
 ) -> None:
-    """Print the paper's Tables 1-3, hallucinations and synthetic vs human users; --plots draws figures."""
+    """Print the paper's Tables 1-3, hallucinations and synthetic vs human users; --plots draws
+    Figures 5 and 6 and the comparison."""
     from recllmsim_hf.analysis.human_stats import render_all_text, run_all_stats
 
     result = run_all_stats(folder, plots=plots, top_phrases=top, width=width.value)
@@ -93,8 +94,10 @@ def intent(
     cache: Path = typer.Option(
         None, "--cache", help="llm-* rows: SQLite response cache file to replay from."
     ),
-    base_url: str = o.BASE_URL,
-    api_key: str = o.API_KEY,
+    base_url: list[str] | None = o.BASE_URL,
+    api_key: list[str] | None = o.API_KEY,
+    endpoints: Path | None = o.ENDPOINTS,
+    endpoint_concurrency: int | None = o.ENDPOINT_CONCURRENCY,
     concurrency: int = o.CONCURRENCY,
     timeout: float = o.TIMEOUT,
     max_retries: int = o.MAX_RETRIES,
@@ -113,7 +116,9 @@ def intent(
 
     names = [m.strip() for m in models.split(",") if m.strip()]
     llm = LLMSettings(
-        model=llm_model, base_url=base_url, api_key=api_key, concurrency=concurrency, timeout=timeout,
+        model=llm_model, base_url=tuple(base_url or ()), api_key=tuple(api_key or ()),
+        endpoints=endpoints, endpoint_concurrency=endpoint_concurrency, concurrency=concurrency,
+        timeout=timeout,
         max_retries=max_retries, budget_usd=budget_usd, cache=cache, shots=shots, limit=limit, prices=prices,
         api_key_env=tuple(api_key_env or ()), param=tuple(param or ()), model_rules=model_rules,
         structured_output=structured_output,

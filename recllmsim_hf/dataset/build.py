@@ -37,7 +37,7 @@ from recllmsim_hf.safety import DIR_MODE, claim_output, files_under, write_marke
 
 
 def build_dataset(
-    source: str | os.PathLike | None,
+    source: str | os.PathLike | list | None,
     out: str | os.PathLike = "recllmsim",
     *,
     seed: int = DEFAULT_SEED,
@@ -49,9 +49,13 @@ def build_dataset(
     ones when the source has them); returns a summary with split sizes.
 
     ``out`` must be missing, empty, or an earlier build (see :mod:`recllmsim_hf.safety`); it is
-    replaced only when the whole build succeeded. ``card`` sets the card's name, title, license
-    and citation (default: the source's own)."""
-    sources = [source] if source is not None and not is_url(source) else []
+    replaced only when the whole build succeeded. ``source`` may be a list: every source is
+    validated, then merged into one corpus (``recllmsim_hf.sources.merge``: the shards of one run,
+    conflicting duplicates refused; only generated corpora merge, a release or a corpus holding the
+    human studies is built alone). ``card`` sets the card's name, title, license and citation
+    (default: the source's own)."""
+    given = list(source) if isinstance(source, list | tuple) else [source]
+    sources = [s for s in given if s is not None and not is_url(s)]
     out = claim_output(out, "build", sources=sources)  # before the heavy imports: a refusal is quick
     import datasets
 
@@ -65,7 +69,7 @@ def build_dataset(
         # it writes; the cycle collector would walk all of it again and again for nothing.
         gc.disable()
         with naming(out):  # a disk-full error deep in pyarrow names no file: it was writing OUT
-            summary = _build(source, out, work, seed, split_by, progress, sources, card)
+            summary = _build(given, out, work, seed, split_by, progress, sources, card)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -76,14 +80,23 @@ def build_dataset(
 
 
 def _build(
-    source, out: Path, work: Path, seed: int, split_by: str, progress: bool, sources: list, card
+    given: list, out: Path, work: Path, seed: int, split_by: str, progress: bool, sources: list, card
 ) -> dict:
     from recllmsim_hf.dataset.card import write_card
     from recllmsim_hf.dataset.human_configs import human_tables
     from recllmsim_hf.dataset.shards import write_configs
     from recllmsim_hf.sources.staging import stage_source
 
-    staged = stage_source(source, work / "_staged", progress=progress)
+    if len(given) <= 1:
+        source = given[0] if given else None
+        staged = stage_source(source, work / "_staged", progress=progress)
+    else:
+        from recllmsim_hf.sources.merge import check_mergeable, merge_corpora
+
+        source = given
+        check_mergeable(given)  # before anything is read: a release is never staged to be refused
+        parts = [stage_source(s, work / f"_staged-{i}", progress=progress) for i, s in enumerate(given)]
+        staged = merge_corpora(parts, work / "_staged")
     infos, provenance = write_configs(
         staged,
         work,
@@ -102,9 +115,14 @@ def _build(
             s: info.splits[s].num_examples for s in SPLITS[table] if s in info.splits
         }
     write_card(work, staged, infos, summary, card, provenance)
-    for scratch in ("_staged", "_cache", "_prepared"):
+    for scratch in ("_staged", "_cache", "_prepared", *(f"_staged-{i}" for i in range(len(given)))):
         shutil.rmtree(work / scratch, ignore_errors=True)
-    origin = str(Path(source).resolve()) if sources else summary["source"]
+    if len(given) == 1 and sources:
+        origin = str(Path(given[0]).resolve())
+    elif sources:
+        origin = [str(Path(s).resolve()) for s in sources]
+    else:
+        origin = summary["source"]
     write_marker(work, "build", files_under(work), source=origin)
     claim_output(out, "build", sources=sources)  # again: the folder may have changed meanwhile
     _swap_into_place(work, out)
@@ -131,6 +149,8 @@ def is_url(source) -> bool:
 
 
 def _describe_source(source) -> str:
+    if isinstance(source, list | tuple):
+        return ", ".join(_describe_source(s) for s in source)
     from recllmsim_hf.sources.download import DEFAULT_RELEASE_URL
 
     return str(source) if source is not None else DEFAULT_RELEASE_URL

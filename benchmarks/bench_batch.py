@@ -1,0 +1,150 @@
+"""Benchmark: batch rounds and many endpoints (issue 12), against local servers.
+
+1. ``batch``: ``-n`` conversations (default 256) through ``--executor openai-batch`` against the
+   local Batch API server (tests/batch_server.py). The simulator says goodbye after 1-4 end
+   prompts (by a hash of its system prompt), so conversations take 3, 5, 7 or 9 requests.
+   Prints the rounds against the longest conversation's requests (they must be equal), the
+   online requests (must be 0), the batch lines against the requests the conversations made,
+   and the cost at the batch price against the same tokens at the online price (ratio 0.5 for
+   gpt-4o-mini).
+2. ``endpoints``: 64 conversations online against one server and against two, each server working
+   on at most ``-c`` requests at once with ``--latency`` seconds each (the rest wait in its
+   queue; tests/capped_server.py); the client sends up to 2 x C at once (``--endpoint-concurrency
+   C`` with two). Prints requests per second and the two/one ratio (must be >= 1.8).
+
+    .venv/bin/python benchmarks/bench_batch.py                 # 256 conversations; 64 with C=8, 0.2 s
+    .venv/bin/python benchmarks/bench_batch.py -n 64 --only batch
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from batch_server import FakeBatchAPI  # noqa: E402
+from capped_server import CappedOpenAI  # noqa: E402
+from fake_openai import END_PHRASE, END_PROMPT  # noqa: E402
+
+from recllmsim_hf.corpus import read_jsonl, write_jsonl  # noqa: E402
+from recllmsim_hf.schema import Conversation, Profile  # noqa: E402
+
+MODEL = "gpt-4o-mini"
+
+
+def replier(messages: list[dict], body: dict) -> str:
+    """The simulator ends after 1-4 end prompts (by its system prompt), the assistant answers."""
+    seen = sum(END_PROMPT in str(m.get("content", "")) for m in messages)
+    system = str(messages[0].get("content", ""))
+    tag = hashlib.sha256(str(messages).encode()).hexdigest()[:8]
+    if seen or messages[-1]["content"].startswith("Begin"):
+        if seen >= 1 + int(hashlib.sha256(system.encode()).hexdigest(), 16) % 4:
+            return END_PHRASE
+        return f"Tell me more about option {seen}, within my budget. ({tag})"
+    return f"Here is a plan in three steps that fits your preferences. ({tag})"
+
+
+def _corpus(root: Path, name: str) -> Path:
+    folder = root / name
+    folder.mkdir()
+    profiles = [
+        Profile(profile_id=str(i), text=f"1. Gender: {'FM'[i % 2]}\n2. Age: {20 + i}") for i in range(32)
+    ]
+    write_jsonl(folder / "profiles.jsonl", profiles)
+    return folder
+
+
+def bench_batch(n: int, root: Path) -> None:
+    from recllmsim_hf.generation.llm import PriceTable
+    from recllmsim_hf.generation.llm.executors import ExecutorSpec
+    from recllmsim_hf.generation.llm.options import runner_from_options
+    from recllmsim_hf.generation.simulate.conversations import Settings, generate_conversations
+
+    folder = _corpus(root, "batch")
+    spec = ExecutorSpec.parse("openai-batch", poll_interval=0.01, poll_max=0.05)
+    with FakeBatchAPI(replier=replier, polls_per_state=1) as srv:
+
+        def make(corpus):
+            return runner_from_options(corpus, base_url=srv.base_url, api_key="sk-bench", model=MODEL)
+
+        started = time.perf_counter()
+        s = generate_conversations(folder, n, make, settings=Settings(seed=1), progress=False, executor=spec)
+        wall = time.perf_counter() - started
+        online, lines, batches = srv.count, srv.batch_lines, len(srv.batches)
+    convs = list(read_jsonl(folder / "conversations.jsonl", Conversation))
+    lengths = [c.generation.extra["requests"] for c in convs]
+    llm = s["llm"]
+    at_online = PriceTable.load().cost(MODEL, llm["prompt_tokens"], llm["completion_tokens"])
+    print(f"batch: {s['generated']} conversations through openai-batch in {wall:.1f} s ({batches} batches)")
+    longest = max(lengths)
+    print(f"  rounds {llm['rounds']} = longest conversation's requests {longest}: {llm['rounds'] == longest}")
+    print(f"  requests per conversation: {sorted(set(lengths))}; online requests: {online}")
+    print(f"  batch lines {lines} = requests made {sum(lengths)}: {lines == sum(lengths)}")
+    tokens = f"{llm['prompt_tokens']:,} + {llm['completion_tokens']:,} tokens"
+    print(
+        f"  cost {llm['cost_usd']:.6f} USD at the batch price vs {at_online:.6f} USD online for the same "
+        f"{tokens}: ratio {llm['cost_usd'] / at_online:.3f}"
+    )
+
+
+def _throughput(urls: list[str], folder: Path, n: int, capacity: int) -> tuple[float, int]:
+    from recllmsim_hf.generation.llm.options import runner_from_options
+    from recllmsim_hf.generation.simulate.conversations import Settings, generate_conversations
+
+    def make(corpus):
+        return runner_from_options(
+            corpus, base_url=urls, api_key="sk-bench", model=MODEL, concurrency=2 * capacity,
+            endpoint_concurrency=capacity if len(urls) > 1 else None,
+        )  # fmt: skip
+
+    started = time.perf_counter()
+    s = generate_conversations(folder, n, make, settings=Settings(seed=2), progress=False)
+    return time.perf_counter() - started, s["llm"]["requests"]
+
+
+def bench_endpoints(n: int, capacity: int, latency: float, root: Path) -> None:
+    with CappedOpenAI(capacity=capacity, latency=latency, replier=replier) as one:
+        wall1, req1 = _throughput([one.base_url], _corpus(root, "one"), n, capacity)
+        busiest1 = one.max_working
+    with (
+        CappedOpenAI(capacity=capacity, latency=latency, replier=replier) as a,
+        CappedOpenAI(capacity=capacity, latency=latency, replier=replier) as b,
+    ):
+        wall2, req2 = _throughput([a.base_url, b.base_url], _corpus(root, "two"), n, capacity)
+        split = (a.count, b.count)
+        busiest2 = max(a.max_working, b.max_working)
+    r1, r2 = req1 / wall1, req2 / wall2
+    print(
+        f"endpoints: {n} conversations, servers working on at most {capacity} requests of {latency:g} s each"
+    )
+    print(f"  one server:  {req1} requests in {wall1:.2f} s = {r1:.1f} req/s (busiest {busiest1} at once)")
+    print(f"  two servers: {req2} requests in {wall2:.2f} s = {r2:.1f} req/s (split {split[0]}/{split[1]}, "
+          f"busiest {busiest2} at once)")  # fmt: skip
+    print(f"  two/one throughput: {r2 / r1:.2f}x")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("-n", type=int, default=256, help="conversations")
+    p.add_argument("-c", "--capacity", type=int, default=8, help="requests each server works on at once")
+    p.add_argument("--latency", type=float, default=0.2, help="seconds per request on a server")
+    p.add_argument(
+        "--endpoint-conversations", type=int, default=64, help="conversations of the endpoints run"
+    )
+    p.add_argument("--only", choices=("batch", "endpoints"))
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
+        if args.only in (None, "batch"):
+            bench_batch(args.n, Path(tmp))
+        if args.only in (None, "endpoints"):
+            bench_endpoints(args.endpoint_conversations, args.capacity, args.latency, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
