@@ -136,7 +136,7 @@ def test_a_folder_the_build_did_not_write_is_never_replaced(tmp_path):
     src = make_release(tmp_path / "data" / "rel")
     with pytest.raises(
         InputError,
-        match=r"--out .*/data: holds 1 entry that `recllmsim build` did not write \(rel/",
+        match=r"--out .*/data: contains the source .*/data/rel; pass a folder outside the source",
     ):
         build_dataset(src, tmp_path / "data", progress=False)
     assert len(list((tmp_path / "data" / "rel" / "LLM_agent_user").rglob("*.json"))) == 15
