@@ -114,3 +114,13 @@ def test_recllmsim_hf_imports_generation_only_from_its_cli():
         if n.startswith("recllmsim_hf.generation")
     )
     assert offenders == []
+
+
+def test_the_wheel_lists_every_package():
+    """pyproject names the wheel's packages one by one: a new subpackage left out of that list
+    installs as missing (an editable install would not show it)."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {m for m, p in _modules().items() if p.name == "__init__.py"}
+    assert found == listed
