@@ -429,7 +429,7 @@ def cases() -> list[Case]:
         ),
         Case("build --out /proc/nope", B + ["--source", "{REL}", "--out", "/proc/nope/x"]),
         Case(
-            "build --out read-only parent (nobody)",
+            "build --out read-only parent (unprivileged)",
             B + ["--source", "{REL}", "--out", "ro/out"],
             readonly_dir,
             protect=("ro",),
@@ -456,7 +456,7 @@ def cases() -> list[Case]:
             protect=("afile",),
         ),
         Case(
-            "stats --plots read-only (nobody)",
+            "stats --plots read-only (unprivileged)",
             ["stats", "build", "--plots", "ro/figs"],
             _plots_ro,
             protect=("ro",),
@@ -525,14 +525,14 @@ def cases() -> list[Case]:
         ),
         # §2 operating-system failures
         Case(
-            "validate unreadable file (nobody)",
+            "validate unreadable file (unprivileged)",
             V + ["rel"],
             unreadable_file,
             nobody=True,
             contains=("1.json",),
         ),
         Case(
-            "build unreadable file (nobody)",
+            "build unreadable file (unprivileged)",
             B + ["--source", "rel", "--out", "b"],
             unreadable_file,
             nobody=True,
@@ -540,14 +540,14 @@ def cases() -> list[Case]:
             contains=("1.json",),
         ),
         Case(
-            "validate unreadable task folder (nobody)",
+            "validate unreadable task folder (unprivileged)",
             V + ["rel"],
             unreadable_folder,
             nobody=True,
             contains=("preparing gifts",),
         ),
         Case(
-            "build unreadable task folder (nobody)",
+            "build unreadable task folder (unprivileged)",
             B + ["--source", "rel", "--out", "b"],
             unreadable_folder,
             nobody=True,
@@ -595,7 +595,7 @@ def cases() -> list[Case]:
             absent=("small/out",),
         ),
         Case(
-            "annotate read-only corpus (nobody)",
+            "annotate read-only corpus (unprivileged)",
             ["annotate", "--corpus", "corpus", "--what", "intent"] + llm,
             lambda d, f: (copy_corpus(d, f), os.chmod(d / "corpus", 0o555)),
             nobody=True,

@@ -1,7 +1,8 @@
 """Hostile-input sweep: every command against bad folders, files, flags, sizes and OS failures.
 
-Each case runs the real ``recllmsim`` console script in a child process (some as the
-unprivileged user ``nobody``, some on a small tmpfs filled to the last byte), then is judged:
+Each case runs the real ``recllmsim`` console script in a child process (some unprivileged: root
+without the capabilities that bypass file modes; some on a small tmpfs filled to the last byte),
+then is judged:
 
 - ``clean``: non-zero exit, no traceback, the last line on stderr is the one error line
   (``recllmsim: error: ...``; for ``validate`` its problem count), the message holds what the
@@ -12,7 +13,7 @@ unprivileged user ``nobody``, some on a small tmpfs filled to the last byte), th
   changed or vanished: every case's inputs are hashed before and after).
 
 Prints a table and the summary line; exits 1 unless there were 0 tracebacks, 0 wrong
-successes, 0 hangs and 0 files lost. Needs root for the tmpfs and ``nobody`` cases (CI runs as root).
+successes, 0 hangs and 0 files lost. Needs root for the tmpfs and permission cases (CI runs as root).
 
     .venv/bin/python benchmarks/hostile_sweep.py            # all cases, 2 at a time
     .venv/bin/python benchmarks/hostile_sweep.py -k build   # cases whose name holds "build"
@@ -34,8 +35,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hostile_cases import RECLLMSIM, SECRET, Case, cases, child_env, make_fixtures  # noqa: E402
-
-NOBODY = 65534
 
 
 def snapshot(paths: list[Path]) -> dict[str, str]:
@@ -66,9 +65,12 @@ def _digest(p: Path) -> str:
 # -- running --------------------------------------------------------------------------------------
 
 
-# `setpriv` rather than os.setuid in a preexec_fn: on this machine's kernel sandbox only an exec
-# through setpriv may then run the interpreter below /root.
-AS_NOBODY = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+# A permission case runs the child as root without the two capabilities that bypass file
+# permissions (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH): file modes then bind it as they bind any
+# user, while it can still enter the checkout and its venv wherever CI cloned them (a folder only
+# root may enter would shut a `nobody` child out before it ran a line).
+_NO_DAC = "-dac_override,-dac_read_search"
+AS_NOBODY = ["setpriv", f"--bounding-set={_NO_DAC}", f"--inh-caps={_NO_DAC}"]
 
 
 def _open_up(d: Path) -> None:
@@ -149,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-j", type=int, default=2, help="Cases run at the same time.")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
-        print("hostile_sweep: must run as root (tmpfs mounts and `nobody` children)", file=sys.stderr)
+        print("hostile_sweep: must run as root (tmpfs mounts and permission cases)", file=sys.stderr)
         return 2
     from fake_openai import FakeOpenAI
 

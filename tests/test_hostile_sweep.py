@@ -1,10 +1,11 @@
 """Every case of the hostile-input sweep (benchmarks/hostile_cases.py, hostile_sweep.py) as its own test.
 
-Each runs the real `recllmsim` in a child process: some as the unprivileged user `nobody`
-(permission cases; the tests run as root), some on a small tmpfs this test mounts and fills
-(disk-full cases), the LLM commands against the local fake OpenAI server. A case passes when it
-ends with one clean error line (or succeeds where it should), with no traceback, no hang and
-every user file as it was. The summary test runs the script itself, as a user would.
+Each runs the real `recllmsim` in a child process: some unprivileged (root without the
+capabilities that bypass file modes: the permission cases; the tests run as root), some on a
+small tmpfs this test mounts and fills (disk-full cases), the LLM commands against the local
+fake OpenAI server. A case passes when it ends with one clean error line (or succeeds where it
+should), with no traceback, no hang and every user file as it was. The summary test runs the
+script itself, as a user would.
 """
 
 from __future__ import annotations
@@ -41,7 +42,10 @@ def test_the_sweep_is_large_and_covers_every_command():
 @pytest.fixture(scope="module")
 def world():
     if os.geteuid() != 0:
-        pytest.fail("the sweep mounts a tmpfs and runs children as `nobody`: run the tests as root (CI does)")
+        pytest.fail(
+            "the sweep mounts a tmpfs and drops file-mode capabilities for permission cases: "
+            "run the tests as root (CI does)"
+        )
     probe = Path(tempfile.mkdtemp(prefix="recllmsim-mount-"))
     mounted = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(probe)], capture_output=True
