@@ -24,46 +24,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
-import pyarrow as pa
 
 from recllmsim_hf.corpus import Corpus
-from recllmsim_hf.dataset.configs import DEFAULT_SEED, SPLIT_BY, iter_rows, make_splitter
-from recllmsim_hf.dataset.human_configs import (
-    intent_splitter,
-    iter_human_rows,
-    profile_splitter,
-    read_vocabulary,
-)
+from recllmsim_hf.dataset.config_info import description, splitter_for, table_batches
+from recllmsim_hf.dataset.configs import DEFAULT_SEED, SPLIT_BY
+from recllmsim_hf.dataset.human_configs import read_vocabulary
 from recllmsim_hf.errors import InputError
-from recllmsim_hf.features import ALL_CONFIG_NAMES, HUMAN_TABLES, SPLITS, features, table_of
+from recllmsim_hf.features import ALL_CONFIG_NAMES, SPLITS, spec, table_of
 from recllmsim_hf.schema import CITATION, HOMEPAGE, LICENSE, TASKS
 from recllmsim_hf.sources.staging import is_corpus, source_vocabulary, stage_source
 
-_BATCH = 1000
 # Every DatasetBuilder.__init__ "extends this module for streaming": it swaps the module's
 # open / os.path / pathlib.Path for remote-file versions and imports pandas' and scipy's readers
 # to patch them (0.1 s a build). This builder reads local files only; datasets skips a module
 # that says it is patched already.
 _patched_for_streaming = True
-
-_DESCRIPTIONS = {
-    "conversations": "Whole conversations: turns with annotations, profile and scenario texts, ratings.",
-    "profiles": "One row per simulated user profile, with the nine structured fields in English and Chinese.",
-    "intent_utterances": "User utterances labelled with one of five intents; train/validation/test 8:1:1.",
-    "hallucinations": "Assistant replies judged for common-sense hallucinations, with the reason.",
-    "quality_scores": "The seven quality ratings of each conversation (a missing rating is null).",
-}
-_DESCRIPTIONS |= {
-    "human_conversations": "Conversations of real people (two studies, Chinese) with an LLM assistant: "
-    "turns with intents and judgements, questionnaire ratings, user-behaviour strategies, the profile.",
-    "human_profiles": "One row per participant of the two human studies, profile in English and Chinese.",
-    "human_intent_utterances": "User utterances of real people labelled with one or more of four intents; "
-    "train/validation/test 8:1:1.",
-    "profile_identification": "Synthetic and human conversations with the user's profile attributes as "
-    "label sets; 8:1:1 split by person, the human test split fixed.",
-}
-_DESCRIPTIONS["intent"] = "Alias of intent_utterances. " + _DESCRIPTIONS["intent_utterances"]
-
 
 @dataclass
 class RecLLMSimConfig(datasets.BuilderConfig):
@@ -99,7 +74,7 @@ class RecLLMSim(datasets.ArrowBasedBuilder):
 
     BUILDER_CONFIG_CLASS = RecLLMSimConfig
     BUILDER_CONFIGS = [
-        RecLLMSimConfig(name=name, description=_DESCRIPTIONS[name]) for name in ALL_CONFIG_NAMES
+        RecLLMSimConfig(name=name, description=description(name)) for name in ALL_CONFIG_NAMES
     ]
     DEFAULT_CONFIG_NAME = "conversations"
 
@@ -113,8 +88,8 @@ class RecLLMSim(datasets.ArrowBasedBuilder):
             source = self.config.source
             vocabulary = read_vocabulary(Path(source)) if is_corpus(source) else source_vocabulary(source)
         return datasets.DatasetInfo(
-            description=self.config.description or _DESCRIPTIONS[self.config.name],
-            features=features(self.config.name, self._tasks(), vocabulary),
+            description=self.config.description or description(self.config.name),
+            features=spec(self.config.name, self._tasks(), vocabulary).to_datasets(),
             homepage=HOMEPAGE,
             license=LICENSE,
             citation=CITATION,
@@ -130,13 +105,7 @@ class RecLLMSim(datasets.ArrowBasedBuilder):
     def _split_generators(self, dl_manager):
         corpus = self._corpus()
         table = table_of(self.config.name)
-        splitter = None
-        if table == "intent_utterances":
-            splitter = make_splitter(corpus, self.config.seed, self.config.split_by)
-        elif table == "human_intent_utterances":
-            splitter = intent_splitter(corpus, self.config.seed, self.config.split_by)
-        elif table == "profile_identification":
-            splitter = profile_splitter(corpus, self.config.seed)
+        splitter = splitter_for(table, corpus, self.config.seed, self.config.split_by)
         return [
             datasets.SplitGenerator(
                 name=split, gen_kwargs={"corpus": corpus, "split": split, "splitter": splitter}
@@ -145,15 +114,7 @@ class RecLLMSim(datasets.ArrowBasedBuilder):
         ]
 
     def _generate_tables(self, corpus: Path, split: str, splitter):
-        schema = self.info.features.arrow_schema
+        # the rows a build writes (recllmsim_hf.dataset.config_info), in the same batches
         table = table_of(self.config.name)
-        names = self.info.features["task"].names if "task" in self.info.features else list(TASKS)
-        batch, batch_id = [], 0
-        rows = iter_human_rows if table in HUMAN_TABLES else iter_rows
-        for row in rows(table, corpus, names, split, splitter):
-            batch.append(row)
-            if len(batch) == _BATCH:
-                yield datasets.builder.Key(0, batch_id), pa.Table.from_pylist(batch, schema=schema)
-                batch, batch_id = [], batch_id + 1
-        if batch or batch_id == 0:
-            yield datasets.builder.Key(0, batch_id), pa.Table.from_pylist(batch, schema=schema)
+        for i, batch in enumerate(table_batches(table, corpus, self.info.features, split, splitter)):
+            yield datasets.builder.Key(0, i), batch

@@ -4,9 +4,10 @@ The five synthetic configs (:data:`TABLES`) always exist; the four human-study c
 (:data:`HUMAN_TABLES`) exist when the source holds the release's human studies and profile
 vocabulary (:func:`human_features`).
 
-One place: the builder declares these, the parquet files carry them, the card's
-``dataset_info`` is written from them, and ``tests/test_features.py`` checks them
-against the pydantic records.
+One place: the builder declares these (:func:`features`, ``datasets.Features``), a build writes
+its parquet files and the card's ``dataset_info`` from the same declaration without importing
+``datasets`` (:func:`spec`, :mod:`recllmsim_hf.feature_types`), and ``tests/test_features.py``
+checks them against the pydantic records.
 
 ``task`` is a ClassLabel. For the release its names are the paper's four tasks.
 A generated corpus with custom tasks gets the four paper tasks first (ids 0-3,
@@ -18,9 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from datasets import ClassLabel, Features, List, Value
-
 from recllmsim_hf.errors import InputError
+from recllmsim_hf.feature_types import ClassLabel, Features, List, Value
 from recllmsim_hf.human_schema import (
     HALLUCINATION_JUDGEMENTS,
     HUMAN_INTENT_LABELS,
@@ -94,16 +94,20 @@ TURN = {
 }
 
 
-def features(
-    config: str, tasks: Iterable[str] = (), vocabulary: dict[str, list[str]] | None = None
-) -> Features:
-    """The features of one config (aliases allowed) for a corpus with ``tasks`` (and, for
-    ``profile_identification``, its profile ``vocabulary``).
+def features(config: str, tasks: Iterable[str] = (), vocabulary: dict[str, list[str]] | None = None):
+    """The ``datasets.Features`` of one config (aliases allowed) for a corpus with ``tasks`` (and,
+    for ``profile_identification``, its profile ``vocabulary``); imports ``datasets``.
 
     Example:
         >>> features("intent")["label"].names[-1]
         'Others'
     """
+    return spec(config, tasks, vocabulary).to_datasets()
+
+
+def spec(config: str, tasks: Iterable[str] = (), vocabulary: dict[str, list[str]] | None = None) -> Features:
+    """The same columns as :func:`features`, declared without ``datasets``
+    (:mod:`recllmsim_hf.feature_types`): what a build writes."""
     names = task_names(tasks)
     table = table_of(config)
     if table in HUMAN_TABLES:

@@ -57,12 +57,9 @@ def build_dataset(
     given = list(source) if isinstance(source, list | tuple) else [source]
     sources = [s for s in given if s is not None and not is_url(s)]
     out = claim_output(out, "build", sources=sources)  # before the heavy imports: a refusal is quick
-    import datasets
-
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
     os.chmod(work, DIR_MODE)  # mkdtemp's 0700 would become the build's mode
-    datasets.disable_progress_bars()
     collecting = gc.isenabled()
     try:
         # A build holds the parsed corpus (millions of small dicts, no reference cycles) while
@@ -103,7 +100,6 @@ def _build(
         [*TABLES, *human_tables(staged)],
         seed=seed,
         split_by=split_by,
-        cache_dir=work / "_cache",
         progress=progress,
     )
     summary = {"out": str(out), "source": _describe_source(source), "seed": seed, "split_by": split_by}

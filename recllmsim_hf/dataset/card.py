@@ -33,7 +33,7 @@ from recllmsim_hf.features import ALIASES, ALL_CONFIG_NAMES, SPLITS, table_of
 from recllmsim_hf.schema import HOMEPAGE
 
 if TYPE_CHECKING:
-    from huggingface_hub import DatasetCard, DatasetCardData
+    from huggingface_hub import DatasetCardData
 
 DEFAULT_CONFIG = "conversations"
 TEMPLATE = "template.md"
@@ -128,11 +128,11 @@ def make_card_data(
     sizes: dict[str, dict[str, int]],
     card: ResolvedCard | None = None,
 ) -> DatasetCardData:
-    """The typed YAML header of the card (``infos``: table name -> ``datasets.DatasetInfo``;
+    """The typed YAML header of the card (``infos``: table name -> its
+    :class:`~recllmsim_hf.dataset.config_info.ConfigInfo`;
     ``sizes``: table -> split -> rows, configs without rows are left out; ``card``: name, title
     and license, by default those of the source)."""
     human = any(sum(sizes.get(t, {}).values()) for t in ("human_conversations", "human_intent_utterances"))
-    from datasets.info import DatasetInfosDict
     from huggingface_hub import DatasetCardData
 
     card = card or resolve(CardSettings(), provenance.kind, provenance.corpus_name)
@@ -152,7 +152,9 @@ def make_card_data(
         configs=configs_yaml(sizes),
     )
     shipped = [name for name in ALL_CONFIG_NAMES if any(sizes.get(table_of(name), {}).values())]
-    DatasetInfosDict({name: infos[table_of(name)] for name in shipped}).to_dataset_card_data(card_data)
+    # datasets' layout of `dataset_info`: one entry a config, sorted by name (a single one unlisted)
+    entries = [infos[table_of(name)].yaml_dict(name) for name in sorted(shipped)]
+    card_data["dataset_info"] = entries[0] if len(entries) == 1 else entries
     return card_data
 
 
@@ -161,10 +163,44 @@ def _cell(value) -> str:
     return " ".join(str(value).split()).replace("|", "\\|")
 
 
-def render_card(card_data: DatasetCardData, context: CardContext, template: str | None = None) -> DatasetCard:
+@dataclass(frozen=True)
+class RenderedCard:
+    """A rendered card: the whole README text, its parsed YAML header and its markdown body."""
+
+    content: str
+    data: dict
+    text: str
+
+    def __str__(self) -> str:
+        return self.content
+
+
+def _yaml_dump(data: dict) -> str:
+    """``DatasetCardData.to_yaml()``'s text (PyYAML's dump, key order kept, unicode as is), by
+    libyaml where PyYAML has it: the release's vocabularies make a long header."""
+    import yaml
+
+    dumper = getattr(yaml, "CDumper", yaml.Dumper)
+    return yaml.dump(data, Dumper=dumper, sort_keys=False, allow_unicode=True).strip()
+
+
+def _yaml_header(content: str) -> tuple[dict, str]:
+    """The YAML header between the first two ``---`` lines (parsed as the Hub's ``safe_load``
+    would) and the markdown body after it."""
+    import yaml
+
+    head, sep, body = content.removeprefix("---\n").partition("\n---\n")
+    if not content.startswith("---\n") or not sep:
+        raise RecLLMSimError("dataset card: the rendered text has no YAML header; report a bug")
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(head, Loader=loader) or {}, body
+
+
+def render_card(
+    card_data: DatasetCardData, context: CardContext, template: str | None = None
+) -> RenderedCard:
     """Render the card strictly and check that parsing it back gives ``card_data`` again."""
     import jinja2
-    from huggingface_hub import DatasetCard
 
     env = jinja2.Environment(
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True
@@ -173,16 +209,17 @@ def render_card(card_data: DatasetCardData, context: CardContext, template: str 
     env.filters["num"] = lambda n: f"{n:,}"
     variables = {f.name: getattr(context, f.name) for f in fields(context)}
     source = template if template is not None else template_text()
+    expected = card_data.to_dict()
     try:
-        text = env.from_string(source).render(card_data=card_data.to_yaml(), **variables)
+        content = env.from_string(source).render(card_data=_yaml_dump(expected), **variables)
     except jinja2.UndefinedError as e:
         raise InputError(f"dataset card template: {e}; fix the variable name in the template") from None
-    card = DatasetCard(text)
-    if card.data.to_dict() != card_data.to_dict():
+    data, body = _yaml_header(content)
+    if data != expected:
         raise RecLLMSimError(
             "dataset card: the rendered YAML does not parse back to its metadata; report a bug"
         )
-    return card
+    return RenderedCard(content, data, body)
 
 
 def make_context(
@@ -275,5 +312,5 @@ def write_card(
     card_data = make_card_data(infos, context.stats, context.provenance, summary["configs"], resolved)
     card = render_card(card_data, context)
     path = Path(folder) / "README.md"
-    atomic_write_text(path, str(card))
+    atomic_write_text(path, card.content)
     return path

@@ -1,7 +1,7 @@
 """The card's "Data fields" section: every field of every shipped config, and one example row.
 
 Generic over whatever configs a build ships: the types come from each config's
-``datasets.Features`` (the one schema source, ``recllmsim_hf.features``), the meanings from
+declared features (the one schema source, ``recllmsim_hf.features``), the meanings from
 ``recllmsim_hf.feature_docs``, and the example is the first row of the config's first split,
 read from the build's own parquet shards with long texts and lists cut short.
 
@@ -115,7 +115,7 @@ def example_row(folder: Path, table: str, split: str) -> str:
 
 def data_fields(folder: Path, infos: dict, splits: dict[str, list[str]]) -> tuple[ConfigFields, ...]:
     """The section's content for the tables of ``splits`` (table -> shipped splits, in card order);
-    ``infos`` maps each table to its ``datasets.DatasetInfo``."""
+    ``infos`` maps each table to its ``ConfigInfo``."""
     out = []
     for table, shipped in splits.items():
         if not shipped:

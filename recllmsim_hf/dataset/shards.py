@@ -10,11 +10,13 @@ intent row is known only when every key was seen (the 8:1:1 cut points), so inte
 spilled with their keys to a scratch file and routed to train / validation / test after
 the pass, in corpus order.
 
-Rows reach parquet through the writer the builder uses (``datasets``' ``ParquetWriter``):
-record batches of 1,000 rows (the builder's batch, one row group each) and a new shard once
-a shard holds more than 500 MB, so the files are the builder's to the byte
-(``tests/dataset/test_shards.py`` compares them). Configs whose rows do not come one
-conversation at a time are written from the builder's own split and table generators.
+Rows reach parquet through pyarrow with the options of the writer the builder uses (``datasets``'
+``ParquetWriter``: the ``huggingface`` schema metadata, content-defined chunking, a page index,
+snappy), record batches of 1,000 rows (the builder's batch, one row group each) and a new shard
+once a shard holds more than 500 MB, so the files are the builder's to the byte
+(``tests/dataset/test_shards.py`` compares them) while a build never imports ``datasets`` (a
+second of start-up). Configs whose rows do not come one conversation at a time are written from
+the row generators the builder uses (:func:`~recllmsim_hf.dataset.config_info.table_batches`).
 
 Example:
     >>> infos, provenance = write_configs(corpus, work, ["intent_utterances"])  # doctest: +SKIP
@@ -24,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 from array import array
@@ -31,8 +34,18 @@ from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from recllmsim_hf.dataset.card_stats import Provenance, ProvenanceTally
+from recllmsim_hf.dataset.config_info import (
+    BATCH,
+    ConfigInfo,
+    SplitSize,
+    description,
+    splitter_for,
+    table_batches,
+    table_spec,
+)
 from recllmsim_hf.dataset.configs import (
     CONVERSATION_TABLES,
     DEFAULT_SEED,
@@ -46,23 +59,37 @@ from recllmsim_hf.dataset.configs import (
 )
 from recllmsim_hf.features import SPLITS
 
-BATCH = 1000  # rows per record batch and row group: the builder's batch
+MAX_SHARD_BYTES = 500 * 10**6  # a new shard once one holds more Arrow bytes: datasets' MAX_SHARD_SIZE
+# datasets' parquet options: content-defined chunking (so a Hub upload of a changed build moves only
+# the changed pages), a page index, snappy and dictionary encoding for every leaf column
+CDC_OPTIONS = {"min_chunk_size": 256 * 1024, "max_chunk_size": 1024 * 1024, "norm_level": 0}
+
+
+def _leaves(name: str, kind: pa.DataType) -> list[str]:
+    """Parquet's leaf column paths under one column (``turns.list.element.role``)."""
+    if pa.types.is_struct(kind):
+        return [leaf for f in kind for leaf in _leaves(f"{name}.{f.name}", f.type)]
+    if pa.types.is_list(kind):
+        return _leaves(f"{name}.list.element", kind.value_type)
+    return [name]
 
 
 class SplitWriter:
     """Writes one split of one config as ``folder/<split>-SSSSS-of-NNNNN.parquet``, the way
-    the builder's ``_prepare_split`` does. Feed rows (:meth:`add`) or whole batches
+    the builder's ``_prepare_split`` does (with pyarrow alone: ``features`` is the config's
+    :class:`~recllmsim_hf.feature_types.Features`). Feed rows (:meth:`add`) or whole batches
     (:meth:`add_table`), then :meth:`close`."""
 
     def __init__(self, folder: Path, split: str, features):
-        from datasets import config
-        from datasets.utils.py_utils import convert_file_size_to_int
-
         self.folder, self.split, self.features = Path(folder), split, features
         self.schema = features.arrow_schema
-        self.max_shard_bytes = convert_file_size_to_int(config.MAX_SHARD_SIZE)
+        self.max_shard_bytes = MAX_SHARD_BYTES
+        leaves = [leaf for f in self.schema for leaf in _leaves(f.name, f.type)]
+        self.options = {"compression": dict.fromkeys(leaves, "snappy"), "use_dictionary": leaves}
         self.rows: list[dict] = []
-        self.writer = None
+        self.writer: pq.ParquetWriter | None = None
+        self.file = None
+        self.shard_bytes = 0
         self.paths: list[Path] = []
         self.shard_lengths: list[int] = []
         self.num_examples = self.num_bytes = 0
@@ -79,54 +106,54 @@ class SplitWriter:
             return
         if self.writer is None:
             self._open()
-        elif self.writer._num_bytes > self.max_shard_bytes:
+        elif self.shard_bytes > self.max_shard_bytes:
             self._finish()
             self._open()
-        if len(table) == 1:
-            self.writer.write_row(table)  # what the builder does with a one-row table
-        else:
-            self.writer.write_table(table)
+        table = table.combine_chunks()
+        self.shard_bytes += table.nbytes
+        self.shard_lengths[-1] += table.num_rows
+        self.writer.write_table(table, row_group_size=BATCH)
 
     def _open(self) -> None:
-        from datasets.arrow_writer import ParquetWriter
-
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f".{self.split}-{len(self.paths):05d}.parquet.part"
         self.paths.append(path)
-        self.writer = ParquetWriter(
-            features=self.features, path=str(path), writer_batch_size=None, embed_local_files=True
+        self.shard_lengths.append(0)
+        self.shard_bytes = 0
+        self.file = open(path, "wb")
+        self.writer = pq.ParquetWriter(
+            self.file,
+            self.schema,
+            use_content_defined_chunking=CDC_OPTIONS,
+            write_page_index=True,
+            **self.options,
         )
+        self.writer.add_key_value_metadata({"content_defined_chunking": json.dumps(CDC_OPTIONS)})
 
     def _finish(self) -> None:
-        num_examples, num_bytes = self.writer.finalize()
         self.writer.close()
-        self.shard_lengths.append(num_examples)
-        self.num_examples += num_examples
-        self.num_bytes += num_bytes
+        self.file.close()
+        self.writer = self.file = None
+        self.num_examples += self.shard_lengths[-1]
+        self.num_bytes += self.shard_bytes
 
-    def close(self, dataset_name: str):
-        """Write what is left, name the shards; returns the split's ``datasets.SplitInfo``
-        (no file at all for a split without rows: ``datasets`` cannot read an empty shard)."""
-        from datasets import SplitInfo
-
+    def close(self) -> SplitSize:
+        """Write what is left, name the shards; returns the split's size (no file at all for a
+        split without rows: ``datasets`` cannot read an empty shard)."""
         if self.rows:
             self.add_table(pa.Table.from_pylist(self.rows, schema=self.schema))
             self.rows = []
         if self.writer is not None:
             self._finish()
-            self.writer = None
         total = len(self.paths)
         for i, path in enumerate(self.paths):
             os.replace(path, self.folder / f"{self.split}-{i:05d}-of-{total:05d}.parquet")
-        info = SplitInfo(
-            name=self.split,
+        return SplitSize(
+            self.split,
             num_bytes=self.num_bytes,
             num_examples=self.num_examples,
-            dataset_name=dataset_name,
+            shard_lengths=self.shard_lengths if total > 1 else None,
         )
-        if total > 1:
-            info.shard_lengths = self.shard_lengths
-        return info
 
 
 class _DeferredSplits:
@@ -198,31 +225,19 @@ def write_configs(
     *,
     seed: int = DEFAULT_SEED,
     split_by: str = "utterance",
-    cache_dir: Path | None = None,
     progress: bool = False,
-) -> tuple[dict, Provenance]:
+) -> tuple[dict[str, ConfigInfo], Provenance]:
     """Write ``work/<table>/<split>-*.parquet`` for each of ``tables``; returns each table's
-    ``datasets.DatasetInfo`` (with its split sizes, as the builder's ``download_and_prepare``
-    leaves it) and the corpus's :class:`Provenance`."""
-    from datasets import SplitDict
-
-    from recllmsim_hf.loading_script.recllmsim import RecLLMSim
+    :class:`~recllmsim_hf.dataset.config_info.ConfigInfo` (with its split sizes, as the builder's
+    ``download_and_prepare`` measures them) and the corpus's :class:`Provenance`."""
     from recllmsim_hf.sources.staging import track
 
     corpus, work = Path(corpus), Path(work)
-    builders = {
-        t: RecLLMSim(
-            config_name=t,
-            source=str(corpus),
-            seed=seed,
-            split_by=split_by,
-            cache_dir=str(cache_dir or work / "_cache"),
-        )
-        for t in tables
-    }
+    work.mkdir(parents=True, exist_ok=True)
+    infos = {t: ConfigInfo(table_spec(t, corpus), description(t)) for t in tables}
 
     def writer(table: str, split: str) -> SplitWriter:
-        return SplitWriter(work / table, split, builders[table].info.features)
+        return SplitWriter(work / table, split, infos[table].features)
 
     writers = {
         (t, s): writer(t, s) for t in tables if t in CONVERSATION_TABLES or t == "profiles" for s in SPLITS[t]
@@ -235,7 +250,7 @@ def write_configs(
         deferred = _DeferredSplits(work / "_intent_rows.pickle", seed, split_by)
     tally, uses = ProvenanceTally(), Counter()
     row_tables = [t for t in tables if t in CONVERSATION_TABLES]
-    ctx = RowContext(corpus, builders[row_tables[0]].info.features["task"].names if row_tables else [])
+    ctx = RowContext(corpus, list(infos[row_tables[0]].features["task"].names) if row_tables else [])
     for conv in track(conversation_lines(corpus), None, "writing configs", progress):
         ok = included(conv)
         tally.add(conv, ok)
@@ -253,25 +268,17 @@ def write_configs(
         for row in profile_rows(corpus, uses):
             writers["profiles", "train"].add(row)
 
-    infos = {}
     for table in tables:
-        builder = builders[table]
-        split_infos = []
+        info = infos[table]
         if (table, SPLITS[table][0]) in writers:
-            split_infos = [writers[table, s].close(builder.dataset_name) for s in SPLITS[table]]
-        else:  # rows not per conversation: the builder's own generators, written the same way
-            for gen in builder._split_generators(None):
-                w = writer(table, gen.name)
-                for _, batch in builder._generate_tables(**gen.gen_kwargs):
-                    w.add_table(batch)
-                split_infos.append(w.close(builder.dataset_name))
-        splits = SplitDict(dataset_name=builder.dataset_name)
-        for info in split_infos:
-            splits.add(info)
-        info = builder.info
-        info.splits = splits
-        info.download_size = 0  # the builder downloads nothing
-        info.dataset_size = sum(s.num_bytes for s in splits.values())
-        info.size_in_bytes = info.dataset_size
-        infos[table] = info
+            for s in SPLITS[table]:
+                info.add_split(writers[table, s].close())
+            continue
+        # rows not per conversation: the builder's own row generators, written the same way
+        splitter = splitter_for(table, corpus, seed, split_by)
+        for split in SPLITS[table]:
+            w = writer(table, split)
+            for batch in table_batches(table, corpus, info.features, split, splitter):
+                w.add_table(batch)
+            info.add_split(w.close())
     return infos, tally.result(corpus)

@@ -36,10 +36,10 @@ def _card(folder: Path):
 
 def _inputs(corpus: Path, build: Path):
     """Infos and summary as the build had them, recovered from the written card."""
-    from datasets.info import DatasetInfosDict
+    from recllmsim_hf.dataset.config_info import ConfigInfo, description, table_spec
 
-    infos = DatasetInfosDict.from_dataset_card_data(_card(build).data)
-    infos = {table: infos[table] for table in TABLES}
+    entries = {e["config_name"]: e for e in _card(build).data.dataset_info}
+    infos = {t: ConfigInfo.from_yaml(entries[t], table_spec(t, corpus), description(t)) for t in TABLES}
     summary = {
         "configs": {t: {s: infos[t].splits[s].num_examples for s in SPLITS[t]} for t in TABLES},
         "seed": 42,
