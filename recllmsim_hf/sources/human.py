@@ -33,6 +33,8 @@ strategy shapes) is a :class:`~recllmsim_hf.errors.Problem` naming file, field a
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,6 +50,7 @@ from recllmsim_hf.human_schema import (
     HUMAN_TASKS,
     QUESTIONNAIRE,
     STRATEGIES,
+    STRATEGY_VALUES,
     STUDIES,
     HumanConversation,
     Person,
@@ -58,6 +61,8 @@ from recllmsim_hf.sources.profiles import Vocabulary, map_profile, read_vocabula
 PINNED_HUMAN_FILES: dict[str, int] = {"real_human_user": 291, "human_exp_V2": 1833}
 _MODELLED = {"chat_model", "history", "task_context", "task_type", "profile", "questionnaire", *STRATEGIES}
 _TURN_MODELLED = {"role", "content", "intent", "hallucination", "satisfaction", "reason"}
+# Every file of both studies has these (commit d680f2f9); chat_model is human_exp_V2's alone.
+_REQUIRED = ("history", "task_context", "task_type", "profile", "questionnaire")
 _QUESTIONS = {q.summary: q for q in QUESTIONNAIRE}
 
 
@@ -65,20 +70,91 @@ def _slug(text: str) -> str:
     return "_".join(text.lower().split())
 
 
-def study_folders(tree: Path | None) -> dict[str, Path]:
-    """The human-study folders present in a release tree (the folder holding ``LLM_agent_user/``)."""
+LISTING = "<listing>"  # the field of a problem with a name in the study folders, not a file's content
+_USER = re.compile(r"^User_(0|[1-9][0-9]*)$")
+_FILE_NAME = re.compile(r"^(0|[1-9][0-9]*)\.json$")
+
+
+def _kind(path: Path) -> str:
+    if path.is_dir():
+        return "a folder"
+    return "a file" if path.is_file() else "a broken or looping symbolic link"
+
+
+def has_studies(tree: Path | None) -> bool:
+    """Whether anything stands at a study's name in ``tree`` (a folder, or a file that should be one)."""
+    return tree is not None and any((tree / s).exists() or (tree / s).is_symlink() for s in STUDIES)
+
+
+def study_folders(tree: Path | None, problems: list[Problem] | None = None) -> dict[str, Path]:
+    """The human-study folders present in a release tree (the folder holding ``LLM_agent_user/``);
+    with ``problems`` given, a file or broken link standing at a study's name is a problem there."""
     if tree is None:
         return {}
-    return {study: tree / study for study in STUDIES if (tree / study).is_dir()}
+    found = {}
+    for study in STUDIES:
+        path = tree / study
+        if path.is_dir():
+            found[study] = path
+        elif problems is not None and (path.exists() or path.is_symlink()):
+            problems.append(Problem(study, LISTING, study, f"{_kind(path)} where the study folder belongs"))
+    return found
 
 
-def human_files(folder: Path) -> list[Path]:
-    """``User_<k>/<任务>/<n>.json`` of one study, ordered by user, task folder, then file number."""
+def _names(folder: Path, rel: str, report) -> list[str]:
+    try:
+        with os.scandir(folder) as it:  # raises on an unreadable folder, unlike glob
+            return sorted(e.name for e in it if not e.name.startswith("."))
+    except OSError as e:
+        report(Problem(f"{rel}/", LISTING, e.strerror, "cannot read the folder"))
+        return []
 
-    def key(p: Path) -> tuple:
-        return (natural_key(p.parent.parent.name), p.parent.name, natural_key(p.stem))
 
-    return sorted((p for p in folder.glob("*/*/*.json") if p.is_file()), key=key)
+def human_files(folder: Path, problems: list[Problem] | None = None) -> list[Path]:
+    """``User_<k>/<任务>/<n>.json`` of one study, ordered by user number, task folder, then file number.
+
+    Everything else in the study folder is, with ``problems`` given, a problem there (so ``validate``
+    lists it and ``build`` refuses; without, it is skipped): a name that is not ``User_<k>`` (``Bob/``,
+    ``User_01/``) or a file beside the user folders, a folder in a user folder that is not one of the
+    four task folders or a file beside them, a name in a task folder that is not ``<n>.json``
+    (``3 (copy).json``, ``notes.txt``), a folder or broken or looping symbolic link named like a
+    file, and a folder that cannot be read. Hidden names (``.DS_Store``) are passed over.
+    """
+    study = folder.name
+    report = problems.append if problems is not None else (lambda p: None)
+    found: list[tuple[int, str, int, Path]] = []
+    for user in _names(folder, study, report):
+        path, rel = folder / user, f"{study}/{user}"
+        number = _USER.match(user)
+        if not path.is_dir():
+            report(Problem(rel, LISTING, user, f"{_kind(path)} where only User_<k> folders belong"))
+        elif number is None:
+            report(
+                Problem(f"{rel}/", LISTING, user, "not a user folder name: must be User_<k> (e.g. User_3)")
+            )
+        else:
+            found += [(int(number[1]), task, n, file) for task, n, file in _user_files(path, rel, report)]
+    return [file for *_, file in sorted(found)]
+
+
+def _user_files(folder: Path, rel: str, report) -> Iterator[tuple[str, int, Path]]:
+    tasks = list(HUMAN_TASKS)
+    for task in _names(folder, rel, report):
+        path, trel = folder / task, f"{rel}/{task}"
+        if not path.is_dir():
+            report(Problem(trel, LISTING, task, f"{_kind(path)} where only the task folders {tasks} belong"))
+        elif task not in HUMAN_TASKS:
+            report(Problem(f"{trel}/", LISTING, task, f"unknown task folder, must be one of {tasks}"))
+        else:
+            for name in _names(path, trel, report):
+                file, frel = path / name, f"{trel}/{name}"
+                if not _FILE_NAME.match(name):
+                    why = "not a conversation file name: must be <n>.json (e.g. 12.json)"
+                    report(Problem(frel, LISTING, name, why))
+                elif not file.is_file():
+                    report(Problem(frel, LISTING, name, f"{_kind(file)} where a conversation file belongs"))
+                else:
+                    yield task, int(name[:-5]), file
 
 
 def _turn(raw: Any, i: int, where: str, problems: list[Problem]) -> dict | None:
@@ -188,22 +264,24 @@ def _strategy(key: str, raw: Any, where: str, problems: list[Problem]) -> dict |
         bad(key, runs, "numbered annotations must be 1, 2, 3, ...")
         return None
     out: dict[str, Any] = {"final": None, "runs": []}
+    values, before = STRATEGY_VALUES[key], len(problems)
     for name in ["final", *runs]:
         item = raw[name]
         if not isinstance(item, dict) or set(item) != set(shape):
             bad(f"{key}.{name}", item, f"expected the fields {list(shape)}")
-            return None
+            continue
         for field, kind in shape.items():
             v = item[field]
             good = isinstance(v, str) if kind == "str" else (isinstance(v, int) and not isinstance(v, bool))
             if not good:
                 bad(f"{key}.{name}.{field}", v, f"must be a{'n integer' if kind == 'int' else ' string'}")
-                return None
+            elif v not in values[field]:
+                bad(f"{key}.{name}.{field}", v, f"unknown value, must be one of {list(values[field])}")
         if name == "final":
             out["final"] = dict(item)
         else:
             out["runs"].append(dict(item))
-    return out
+    return out if len(problems) == before else None
 
 
 def parse_human_file(
@@ -225,11 +303,11 @@ def parse_human_file(
     if folder not in HUMAN_TASKS:
         bad("<task folder>", folder, f"must be one of {list(HUMAN_TASKS)}")
         return None
-    if data.get("task_type", folder) != folder:
-        bad("task_type", data.get("task_type"), f"differs from its folder {folder!r}")
-    for key in ("history", "task_context"):
+    for key in _REQUIRED:
         if key not in data:
             bad(key, None, "required field is missing")
+    if "task_type" in data and data["task_type"] != folder:
+        bad("task_type", data["task_type"], f"differs from its folder {folder!r}")
     if len(problems) > before:
         return None
     history = data["history"]
@@ -237,8 +315,8 @@ def parse_human_file(
         bad("history", history, "must be a non-empty list of turns")
         return None
     turns = [_turn(t, i, rel, problems) for i, t in enumerate(history)]
-    ratings, answers = _answers(data.get("questionnaire", []), rel, problems)
-    profile, profile_extra = map_profile(data.get("profile", {}), vocab, rel, problems)
+    ratings, answers = _answers(data["questionnaire"], rel, problems)
+    profile, profile_extra = map_profile(data["profile"], vocab, rel, problems)
     strategies = {}
     for key, (column, _) in STRATEGIES.items():
         if key in data:
@@ -287,7 +365,9 @@ class HumanReader:
     def __init__(self, tree: Path, problems: list[Problem] | None = None):
         self.tree = Path(tree)
         self.problems = problems
-        self.files = [(s, p) for s, folder in study_folders(self.tree).items() for p in human_files(folder)]
+        self._listing: list[Problem] = []  # names in the study folders that are not conversation files
+        folders = study_folders(self.tree, self._listing)
+        self.files = [(s, p) for s, folder in folders.items() for p in human_files(folder, self._listing)]
         self.vocabulary: Vocabulary | None = None
         self.people: dict[str, Person] = {}
 
@@ -295,6 +375,7 @@ class HumanReader:
         """Yield every good conversation; without a ``problems`` list, raise
         :class:`ValidationFailed` at the end listing every problem."""
         problems: list[Problem] = [] if self.problems is None else self.problems
+        problems.extend(self._listing)
         self.vocabulary = read_vocabulary(self.tree, problems)
         if self.vocabulary is None:
             if self.problems is None:
