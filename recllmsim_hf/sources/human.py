@@ -1,8 +1,10 @@
 """Map the release's two studies of real people (``real_human_user/``, ``human_exp_V2/``) onto records.
 
 Layout: ``<study>/User_<k>/<任务>/<n>.json`` (Chinese task folder names, see
-:data:`~recllmsim_hf.schema.HUMAN_TASKS`), plus ``user_profiling/desc_translated.json``, the
-Chinese -> English names of the profile values. Field mapping (release key -> record field):
+:data:`~recllmsim_hf.human_schema.HUMAN_TASKS`), plus ``user_profiling/desc_translated.json``, the
+Chinese -> English names of the profile values. Which names are conversation files, and why every
+other name is a problem: :mod:`recllmsim_hf.sources.human_listing`. Field mapping (release key ->
+record field):
 
 ======================  ==================================================================
 folder ``<study>``       ``HumanConversation.study``
@@ -15,26 +17,31 @@ folder ``<study>``       ``HumanConversation.study``
                          评估 / 其它) -> ``intents`` (Recommendation / Planning / Evaluation /
                          Others); ``hallucination`` (否 / 是 / 无法判断 -> no / yes / cannot
                          tell), ``satisfaction`` ("1".."5" -> 1-5), ``reason``
-``questionnaire``        ``ratings`` by :data:`~recllmsim_hf.schema.QUESTIONNAIRE` (each query
+``questionnaire``        ``ratings`` by :data:`~recllmsim_hf.human_schema.QUESTIONNAIRE` (each query
                          text is checked: the scores assume that wording), and kept as given
                          in ``questionnaire``
 ``profile``              ``profile``: each value in Chinese (``*_zh``) and English (from
                          ``desc_translated.json``; gender is English in the release)
 ``profile.complete_tid`` ``extra["profile.complete_tid"]`` (the study's progress record)
-``strategy*``            ``strategies[<column>]`` = ``{"final": A, "runs": [A1, A2, A3]}``
+``strategy*``            ``strategies[<column>]`` = ``{"final": A, "runs": [A1, A2, A3]}``; each
+                         field's value is one of its closed set in
+                         :data:`~recllmsim_hf.human_schema.STRATEGY_VALUES` (no field is free
+                         text: labels such as Planning / Sequential, and 1-5 scores)
 anything else            ``extra`` (kept, never dropped)
 ======================  ==================================================================
 
-``conversation_id`` is ``<study>-User_<k>-<task_slug>-<n>``: derived, stable across machines.
-Every value outside the known vocabularies (intents, questionnaire options, profile values,
-strategy shapes) is a :class:`~recllmsim_hf.errors.Problem` naming file, field and value.
+Required in every file: ``history``, ``task_context``, ``task_type``, ``profile`` and
+``questionnaire`` (every file of both studies has them, commit d680f2f9); a missing one is a problem
+"required field is missing". ``chat_model`` (human_exp_V2 only) and the ``strategy*`` keys are
+optional (real_human_user has no ``chat_model``; ``strategy_V2`` and ``strategy_human*`` are in some
+files only). ``conversation_id`` is ``<study>-User_<k>-<task_slug>-<n>``: derived, stable across
+machines. Every value outside the known vocabularies (intents, questionnaire options, profile values,
+strategy shapes and values) is a :class:`~recllmsim_hf.errors.Problem` naming file, field and value.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,10 +58,10 @@ from recllmsim_hf.human_schema import (
     QUESTIONNAIRE,
     STRATEGIES,
     STRATEGY_VALUES,
-    STUDIES,
     HumanConversation,
     Person,
 )
+from recllmsim_hf.sources.human_listing import human_files, study_folders
 from recllmsim_hf.sources.profiles import Vocabulary, map_profile, read_vocabulary, reporter
 
 # Conversation files of each study in the pinned release archive (commit d680f2f9).
@@ -68,93 +75,6 @@ _QUESTIONS = {q.summary: q for q in QUESTIONNAIRE}
 
 def _slug(text: str) -> str:
     return "_".join(text.lower().split())
-
-
-LISTING = "<listing>"  # the field of a problem with a name in the study folders, not a file's content
-_USER = re.compile(r"^User_(0|[1-9][0-9]*)$")
-_FILE_NAME = re.compile(r"^(0|[1-9][0-9]*)\.json$")
-
-
-def _kind(path: Path) -> str:
-    if path.is_dir():
-        return "a folder"
-    return "a file" if path.is_file() else "a broken or looping symbolic link"
-
-
-def has_studies(tree: Path | None) -> bool:
-    """Whether anything stands at a study's name in ``tree`` (a folder, or a file that should be one)."""
-    return tree is not None and any((tree / s).exists() or (tree / s).is_symlink() for s in STUDIES)
-
-
-def study_folders(tree: Path | None, problems: list[Problem] | None = None) -> dict[str, Path]:
-    """The human-study folders present in a release tree (the folder holding ``LLM_agent_user/``);
-    with ``problems`` given, a file or broken link standing at a study's name is a problem there."""
-    if tree is None:
-        return {}
-    found = {}
-    for study in STUDIES:
-        path = tree / study
-        if path.is_dir():
-            found[study] = path
-        elif problems is not None and (path.exists() or path.is_symlink()):
-            problems.append(Problem(study, LISTING, study, f"{_kind(path)} where the study folder belongs"))
-    return found
-
-
-def _names(folder: Path, rel: str, report) -> list[str]:
-    try:
-        with os.scandir(folder) as it:  # raises on an unreadable folder, unlike glob
-            return sorted(e.name for e in it if not e.name.startswith("."))
-    except OSError as e:
-        report(Problem(f"{rel}/", LISTING, e.strerror, "cannot read the folder"))
-        return []
-
-
-def human_files(folder: Path, problems: list[Problem] | None = None) -> list[Path]:
-    """``User_<k>/<任务>/<n>.json`` of one study, ordered by user number, task folder, then file number.
-
-    Everything else in the study folder is, with ``problems`` given, a problem there (so ``validate``
-    lists it and ``build`` refuses; without, it is skipped): a name that is not ``User_<k>`` (``Bob/``,
-    ``User_01/``) or a file beside the user folders, a folder in a user folder that is not one of the
-    four task folders or a file beside them, a name in a task folder that is not ``<n>.json``
-    (``3 (copy).json``, ``notes.txt``), a folder or broken or looping symbolic link named like a
-    file, and a folder that cannot be read. Hidden names (``.DS_Store``) are passed over.
-    """
-    study = folder.name
-    report = problems.append if problems is not None else (lambda p: None)
-    found: list[tuple[int, str, int, Path]] = []
-    for user in _names(folder, study, report):
-        path, rel = folder / user, f"{study}/{user}"
-        number = _USER.match(user)
-        if not path.is_dir():
-            report(Problem(rel, LISTING, user, f"{_kind(path)} where only User_<k> folders belong"))
-        elif number is None:
-            report(
-                Problem(f"{rel}/", LISTING, user, "not a user folder name: must be User_<k> (e.g. User_3)")
-            )
-        else:
-            found += [(int(number[1]), task, n, file) for task, n, file in _user_files(path, rel, report)]
-    return [file for *_, file in sorted(found)]
-
-
-def _user_files(folder: Path, rel: str, report) -> Iterator[tuple[str, int, Path]]:
-    tasks = list(HUMAN_TASKS)
-    for task in _names(folder, rel, report):
-        path, trel = folder / task, f"{rel}/{task}"
-        if not path.is_dir():
-            report(Problem(trel, LISTING, task, f"{_kind(path)} where only the task folders {tasks} belong"))
-        elif task not in HUMAN_TASKS:
-            report(Problem(f"{trel}/", LISTING, task, f"unknown task folder, must be one of {tasks}"))
-        else:
-            for name in _names(path, trel, report):
-                file, frel = path / name, f"{trel}/{name}"
-                if not _FILE_NAME.match(name):
-                    why = "not a conversation file name: must be <n>.json (e.g. 12.json)"
-                    report(Problem(frel, LISTING, name, why))
-                elif not file.is_file():
-                    report(Problem(frel, LISTING, name, f"{_kind(file)} where a conversation file belongs"))
-                else:
-                    yield task, int(name[:-5]), file
 
 
 def _turn(raw: Any, i: int, where: str, problems: list[Problem]) -> dict | None:

@@ -64,7 +64,8 @@ def _human_reader(source, problems: list[Problem]):
     """The reader of the source's human studies and profile vocabulary, or None if it has neither
     (call after :func:`_release_root`, which fetched and verified the source)."""
     from recllmsim_hf.sources.download import DEFAULT_RELEASE_URL, resolve_tree
-    from recllmsim_hf.sources.human import HumanReader, has_studies
+    from recllmsim_hf.sources.human import HumanReader
+    from recllmsim_hf.sources.human_listing import has_studies
     from recllmsim_hf.sources.profiles import VOCABULARY_FILE
 
     tree = resolve_tree(source)
@@ -99,7 +100,8 @@ def source_vocabulary(source) -> dict[str, list[str]] | None:
 def check_pinned_human(tree: Path | None) -> None:
     """The pinned archive must hold both human studies with their known file counts and the vocabulary."""
     from recllmsim_hf.sources.download import DEFAULT_RELEASE_URL
-    from recllmsim_hf.sources.human import PINNED_HUMAN_FILES, human_files, study_folders
+    from recllmsim_hf.sources.human import PINNED_HUMAN_FILES
+    from recllmsim_hf.sources.human_listing import human_files, study_folders
     from recllmsim_hf.sources.profiles import VOCABULARY_FILE
 
     found = {study: len(human_files(folder)) for study, folder in study_folders(tree).items()}

@@ -13,7 +13,7 @@ from human_fixture import make_full_release
 from release_fixture import make_release
 
 from recllmsim_hf.errors import InputError, ValidationFailed
-from recllmsim_hf.sources.human import human_files
+from recllmsim_hf.sources.human_listing import human_files
 from recllmsim_hf.sources.staging import check_pinned_human, stage_source, validate_source
 
 R0 = "real_human_user/User_0/旅行规划"
