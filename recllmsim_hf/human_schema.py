@@ -105,19 +105,38 @@ SINGLE_VALUE_ATTRIBUTES: frozenset[str] = frozenset({"occupation"})
 SYNTHETIC_FIELDS: dict[str, str] = {name: name for name in PROFILE_ATTRIBUTES}
 SYNTHETIC_FIELDS["daily_interests"] = "daily_interests_and_hobbies"
 
-# The user-behaviour annotations: release key -> (column, fields of one annotation and their kind).
+# The user-behaviour annotations' values: every field takes labels from a small closed set (the
+# release's own names; it documents none of them). The sets hold every value of both studies' files
+# (commit d680f2f9); a value outside is a problem, never kept or dropped silently.
+INFORMATION_REQUESTS: tuple[str, ...] = ("Planning", "Sequential")
+ORDERS: tuple[str, ...] = ("Comprehensive", "Breadth", "Depth")  # `strategy.order`
+ORDERS_V2: tuple[str, ...] = ("Breadth", "Depth", "BreadthDepth", "DepthBreadth")  # `strategy_V2.order`
+CONTEXT_LEVELS: tuple[str, ...] = ("High", "Low")
+QUESTION_KINDS: tuple[str, ...] = ("Broad", "Specific")
+FEEDBACKS: tuple[str, ...] = ("NoFeedback", "Positive", "Negative", "Both")
+SCORES_1_TO_5: tuple[int, ...] = (1, 2, 3, 4, 5)  # strategy_V3's question_broadness, context_dependency
+_V1 = {
+    "information_request": INFORMATION_REQUESTS,
+    "order": ORDERS,
+    "context": CONTEXT_LEVELS,
+    "question": QUESTION_KINDS,
+}
+_V2 = {"order": ORDERS_V2, "feedback": FEEDBACKS}
+_V3 = {"question_broadness": SCORES_1_TO_5, "context_dependency": SCORES_1_TO_5, "feedback": FEEDBACKS}
+# release key -> field -> its values (the fields in the release's order); strategy_human has no "order"
+STRATEGY_VALUES: dict[str, dict[str, tuple]] = {
+    "strategy": _V1,
+    "strategy_V2": _V2,
+    "strategy_V3": _V3,
+    "strategy_human": {k: v for k, v in _V1.items() if k != "order"},
+    "strategy_human_V2": _V2,
+    "strategy_human_V3": _V3,
+}
+# release key -> (column, fields of one annotation and their kind, "str" or "int"), from the values.
 # Each annotation is {"1": A, "2": A, "3": A, "final": A}; strategy_human* hold "final" only.
-_S1 = {"information_request": "str", "order": "str", "context": "str", "question": "str"}
-_S2 = {"order": "str", "feedback": "str"}
-_S3 = {"question_broadness": "int", "context_dependency": "int", "feedback": "str"}
-_SH = {"information_request": "str", "context": "str", "question": "str"}  # strategy_human: no "order"
 STRATEGIES: dict[str, tuple[str, dict[str, str]]] = {
-    "strategy": ("strategy", _S1),
-    "strategy_V2": ("strategy_v2", _S2),
-    "strategy_V3": ("strategy_v3", _S3),
-    "strategy_human": ("strategy_human", _SH),
-    "strategy_human_V2": ("strategy_human_v2", _S2),
-    "strategy_human_V3": ("strategy_human_v3", _S3),
+    key: (key.lower(), {f: "int" if isinstance(v[0], int) else "str" for f, v in fields.items()})
+    for key, fields in STRATEGY_VALUES.items()
 }
 
 

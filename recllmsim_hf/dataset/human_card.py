@@ -25,6 +25,7 @@ from recllmsim_hf.human_schema import (
     HUMAN_RATINGS,
     HUMAN_TASKS,
     QUESTIONNAIRE,
+    STRATEGY_VALUES,
     STUDIES,
 )
 from recllmsim_hf.schema import TASKS
@@ -40,6 +41,24 @@ STUDY_TEXT = {
     ),
 }
 
+
+def strategy_values_text() -> str:
+    """The value sets of the strategy fields, for the card: ``"`information_request` Planning /
+    Sequential; `order` Comprehensive / Breadth / Depth (`strategy`), ..."``."""
+    by_field: dict[str, dict[str, list[str]]] = {}
+    for key, fields in STRATEGY_VALUES.items():
+        for field, values in fields.items():
+            text = " / ".join(values) if isinstance(values[0], str) else f"{values[0]}-{values[-1]}"
+            by_field.setdefault(field, {}).setdefault(text, []).append(f"`{key.lower()}`")
+    parts = []
+    for field, texts in by_field.items():
+        if len(texts) == 1:
+            parts.append(f"`{field}` {next(iter(texts))}")
+        else:
+            parts.append(f"`{field}` " + ", ".join(f"{t} ({', '.join(cols)})" for t, cols in texts.items()))
+    return "; ".join(parts)
+
+
 # Per-config card text: (what a row is, the fields, how it is split). Row counts are computed.
 CONFIG_DOCS: dict[str, tuple[str, str, str]] = {
     "human_conversations": (
@@ -51,7 +70,8 @@ CONFIG_DOCS: dict[str, tuple[str, str, str]] = {
             "where the file names none), `scenario_zh`, `turns` [{role, content, `intents`, "
             "`hallucination`, `satisfaction`, `reason`}], `ratings` (the questionnaire on the "
             "synthetic scales), `questionnaire` (the answers as given), `strategy*` "
-            "(user-behaviour annotations, typed: `final` and the numbered `runs` 1-3), `profile` "
+            "(user-behaviour annotations, typed: `final` and the numbered `runs` 1-3; each field takes "
+            f"its values from a closed set, the release's own names: {strategy_values_text()}), `profile` "
             "(Chinese and English values), `extra` (JSON), `source_file`"
         ),
         "one `train` split",

@@ -1,8 +1,10 @@
 """Map the release's two studies of real people (``real_human_user/``, ``human_exp_V2/``) onto records.
 
 Layout: ``<study>/User_<k>/<任务>/<n>.json`` (Chinese task folder names, see
-:data:`~recllmsim_hf.schema.HUMAN_TASKS`), plus ``user_profiling/desc_translated.json``, the
-Chinese -> English names of the profile values. Field mapping (release key -> record field):
+:data:`~recllmsim_hf.human_schema.HUMAN_TASKS`), plus ``user_profiling/desc_translated.json``, the
+Chinese -> English names of the profile values. Which names are conversation files, and why every
+other name is a problem: :mod:`recllmsim_hf.sources.human_listing`. Field mapping (release key ->
+record field):
 
 ======================  ==================================================================
 folder ``<study>``       ``HumanConversation.study``
@@ -15,19 +17,26 @@ folder ``<study>``       ``HumanConversation.study``
                          评估 / 其它) -> ``intents`` (Recommendation / Planning / Evaluation /
                          Others); ``hallucination`` (否 / 是 / 无法判断 -> no / yes / cannot
                          tell), ``satisfaction`` ("1".."5" -> 1-5), ``reason``
-``questionnaire``        ``ratings`` by :data:`~recllmsim_hf.schema.QUESTIONNAIRE` (each query
+``questionnaire``        ``ratings`` by :data:`~recllmsim_hf.human_schema.QUESTIONNAIRE` (each query
                          text is checked: the scores assume that wording), and kept as given
                          in ``questionnaire``
 ``profile``              ``profile``: each value in Chinese (``*_zh``) and English (from
                          ``desc_translated.json``; gender is English in the release)
 ``profile.complete_tid`` ``extra["profile.complete_tid"]`` (the study's progress record)
-``strategy*``            ``strategies[<column>]`` = ``{"final": A, "runs": [A1, A2, A3]}``
+``strategy*``            ``strategies[<column>]`` = ``{"final": A, "runs": [A1, A2, A3]}``; each
+                         field's value is one of its closed set in
+                         :data:`~recllmsim_hf.human_schema.STRATEGY_VALUES` (no field is free
+                         text: labels such as Planning / Sequential, and 1-5 scores)
 anything else            ``extra`` (kept, never dropped)
 ======================  ==================================================================
 
-``conversation_id`` is ``<study>-User_<k>-<task_slug>-<n>``: derived, stable across machines.
-Every value outside the known vocabularies (intents, questionnaire options, profile values,
-strategy shapes) is a :class:`~recllmsim_hf.errors.Problem` naming file, field and value.
+Required in every file: ``history``, ``task_context``, ``task_type``, ``profile`` and
+``questionnaire`` (every file of both studies has them, commit d680f2f9); a missing one is a problem
+"required field is missing". ``chat_model`` (human_exp_V2 only) and the ``strategy*`` keys are
+optional (real_human_user has no ``chat_model``; ``strategy_V2`` and ``strategy_human*`` are in some
+files only). ``conversation_id`` is ``<study>-User_<k>-<task_slug>-<n>``: derived, stable across
+machines. Every value outside the known vocabularies (intents, questionnaire options, profile values,
+strategy shapes and values) is a :class:`~recllmsim_hf.errors.Problem` naming file, field and value.
 """
 
 from __future__ import annotations
@@ -48,37 +57,24 @@ from recllmsim_hf.human_schema import (
     HUMAN_TASKS,
     QUESTIONNAIRE,
     STRATEGIES,
-    STUDIES,
+    STRATEGY_VALUES,
     HumanConversation,
     Person,
 )
+from recllmsim_hf.sources.human_listing import human_files, study_folders
 from recllmsim_hf.sources.profiles import Vocabulary, map_profile, read_vocabulary, reporter
 
 # Conversation files of each study in the pinned release archive (commit d680f2f9).
 PINNED_HUMAN_FILES: dict[str, int] = {"real_human_user": 291, "human_exp_V2": 1833}
 _MODELLED = {"chat_model", "history", "task_context", "task_type", "profile", "questionnaire", *STRATEGIES}
 _TURN_MODELLED = {"role", "content", "intent", "hallucination", "satisfaction", "reason"}
+# Every file of both studies has these (commit d680f2f9); chat_model is human_exp_V2's alone.
+_REQUIRED = ("history", "task_context", "task_type", "profile", "questionnaire")
 _QUESTIONS = {q.summary: q for q in QUESTIONNAIRE}
 
 
 def _slug(text: str) -> str:
     return "_".join(text.lower().split())
-
-
-def study_folders(tree: Path | None) -> dict[str, Path]:
-    """The human-study folders present in a release tree (the folder holding ``LLM_agent_user/``)."""
-    if tree is None:
-        return {}
-    return {study: tree / study for study in STUDIES if (tree / study).is_dir()}
-
-
-def human_files(folder: Path) -> list[Path]:
-    """``User_<k>/<任务>/<n>.json`` of one study, ordered by user, task folder, then file number."""
-
-    def key(p: Path) -> tuple:
-        return (natural_key(p.parent.parent.name), p.parent.name, natural_key(p.stem))
-
-    return sorted((p for p in folder.glob("*/*/*.json") if p.is_file()), key=key)
 
 
 def _turn(raw: Any, i: int, where: str, problems: list[Problem]) -> dict | None:
@@ -188,22 +184,24 @@ def _strategy(key: str, raw: Any, where: str, problems: list[Problem]) -> dict |
         bad(key, runs, "numbered annotations must be 1, 2, 3, ...")
         return None
     out: dict[str, Any] = {"final": None, "runs": []}
+    values, before = STRATEGY_VALUES[key], len(problems)
     for name in ["final", *runs]:
         item = raw[name]
         if not isinstance(item, dict) or set(item) != set(shape):
             bad(f"{key}.{name}", item, f"expected the fields {list(shape)}")
-            return None
+            continue
         for field, kind in shape.items():
             v = item[field]
             good = isinstance(v, str) if kind == "str" else (isinstance(v, int) and not isinstance(v, bool))
             if not good:
                 bad(f"{key}.{name}.{field}", v, f"must be a{'n integer' if kind == 'int' else ' string'}")
-                return None
+            elif v not in values[field]:
+                bad(f"{key}.{name}.{field}", v, f"unknown value, must be one of {list(values[field])}")
         if name == "final":
             out["final"] = dict(item)
         else:
             out["runs"].append(dict(item))
-    return out
+    return out if len(problems) == before else None
 
 
 def parse_human_file(
@@ -225,11 +223,11 @@ def parse_human_file(
     if folder not in HUMAN_TASKS:
         bad("<task folder>", folder, f"must be one of {list(HUMAN_TASKS)}")
         return None
-    if data.get("task_type", folder) != folder:
-        bad("task_type", data.get("task_type"), f"differs from its folder {folder!r}")
-    for key in ("history", "task_context"):
+    for key in _REQUIRED:
         if key not in data:
             bad(key, None, "required field is missing")
+    if "task_type" in data and data["task_type"] != folder:
+        bad("task_type", data["task_type"], f"differs from its folder {folder!r}")
     if len(problems) > before:
         return None
     history = data["history"]
@@ -237,8 +235,8 @@ def parse_human_file(
         bad("history", history, "must be a non-empty list of turns")
         return None
     turns = [_turn(t, i, rel, problems) for i, t in enumerate(history)]
-    ratings, answers = _answers(data.get("questionnaire", []), rel, problems)
-    profile, profile_extra = map_profile(data.get("profile", {}), vocab, rel, problems)
+    ratings, answers = _answers(data["questionnaire"], rel, problems)
+    profile, profile_extra = map_profile(data["profile"], vocab, rel, problems)
     strategies = {}
     for key, (column, _) in STRATEGIES.items():
         if key in data:
@@ -287,7 +285,9 @@ class HumanReader:
     def __init__(self, tree: Path, problems: list[Problem] | None = None):
         self.tree = Path(tree)
         self.problems = problems
-        self.files = [(s, p) for s, folder in study_folders(self.tree).items() for p in human_files(folder)]
+        self._listing: list[Problem] = []  # names in the study folders that are not conversation files
+        folders = study_folders(self.tree, self._listing)
+        self.files = [(s, p) for s, folder in folders.items() for p in human_files(folder, self._listing)]
         self.vocabulary: Vocabulary | None = None
         self.people: dict[str, Person] = {}
 
@@ -295,6 +295,7 @@ class HumanReader:
         """Yield every good conversation; without a ``problems`` list, raise
         :class:`ValidationFailed` at the end listing every problem."""
         problems: list[Problem] = [] if self.problems is None else self.problems
+        problems.extend(self._listing)
         self.vocabulary = read_vocabulary(self.tree, problems)
         if self.vocabulary is None:
             if self.problems is None:

@@ -64,13 +64,15 @@ def _human_reader(source, problems: list[Problem]):
     """The reader of the source's human studies and profile vocabulary, or None if it has neither
     (call after :func:`_release_root`, which fetched and verified the source)."""
     from recllmsim_hf.sources.download import DEFAULT_RELEASE_URL, resolve_tree
-    from recllmsim_hf.sources.human import HumanReader, study_folders
+    from recllmsim_hf.sources.human import HumanReader
+    from recllmsim_hf.sources.human_listing import has_studies
     from recllmsim_hf.sources.profiles import VOCABULARY_FILE
 
     tree = resolve_tree(source)
     if source is None or str(source) == DEFAULT_RELEASE_URL:  # the pinned archive's content is known
         check_pinned_human(tree)
-    if tree is None or not (study_folders(tree) or (tree / VOCABULARY_FILE).is_file()):
+    # a file where a study folder belongs is read too: the reader reports it
+    if tree is None or not (has_studies(tree) or (tree / VOCABULARY_FILE).is_file()):
         return None
     return HumanReader(tree, problems)
 
@@ -98,7 +100,8 @@ def source_vocabulary(source) -> dict[str, list[str]] | None:
 def check_pinned_human(tree: Path | None) -> None:
     """The pinned archive must hold both human studies with their known file counts and the vocabulary."""
     from recllmsim_hf.sources.download import DEFAULT_RELEASE_URL
-    from recllmsim_hf.sources.human import PINNED_HUMAN_FILES, human_files, study_folders
+    from recllmsim_hf.sources.human import PINNED_HUMAN_FILES
+    from recllmsim_hf.sources.human_listing import human_files, study_folders
     from recllmsim_hf.sources.profiles import VOCABULARY_FILE
 
     found = {study: len(human_files(folder)) for study, folder in study_folders(tree).items()}

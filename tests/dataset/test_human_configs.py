@@ -172,6 +172,14 @@ def test_card_describes_each_new_config(built_release):
     assert "**Limitations of the human data.**" in text
     assert "- **Splits:** 8:1:1 by utterance, the unit and seeded rule of `intent_utterances`" in text
     assert "- crowdsourced" in text.split("---")[1]
+    # the strategy fields' value sets (human_schema.STRATEGY_VALUES)
+    assert (
+        "each field takes its values from a closed set, the release's own names: `information_request` "
+        "Planning / Sequential; `order` Comprehensive / Breadth / Depth (`strategy`), Breadth / Depth / "
+        "BreadthDepth / DepthBreadth (`strategy_v2`, `strategy_human_v2`); `context` High / Low; `question` "
+        "Broad / Specific; `feedback` NoFeedback / Positive / Negative / Both; `question_broadness` 1-5; "
+        "`context_dependency` 1-5)" in text
+    )
 
 
 # -- the hand-written fixture ----------------------------------------------------------------------

@@ -12,7 +12,18 @@ from human_fixture import VOCABULARY, make_full_release
 from release_fixture import make_release
 
 from recllmsim_hf.errors import ValidationFailed
-from recllmsim_hf.human_schema import HUMAN_TASKS, QUESTIONNAIRE
+from recllmsim_hf.human_schema import (
+    CONTEXT_LEVELS,
+    FEEDBACKS,
+    HUMAN_TASKS,
+    INFORMATION_REQUESTS,
+    ORDERS,
+    ORDERS_V2,
+    QUESTION_KINDS,
+    QUESTIONNAIRE,
+    SCORES_1_TO_5,
+    STRATEGY_VALUES,
+)
 from recllmsim_hf.sources.human import HumanReader
 from recllmsim_hf.sources.staging import stage_source, validate_source
 
@@ -153,6 +164,37 @@ def test_real_profiles_in_both_languages_and_strategies(real):
     assert sum("profile.complete_tid" in c.extra for c in conversations) == 1080
 
 
+def test_real_strategy_values_are_exactly_the_vocabularies(real):
+    conversations, _ = real
+    seen: dict[tuple[str, str], Counter] = {}
+    finals: Counter = Counter()
+    for c in conversations:
+        for column, annotation in c.strategies.items():
+            for item in [annotation["final"], *annotation["runs"]]:
+                for field, value in item.items():
+                    seen.setdefault((column, field), Counter())[value] += 1
+            if column in ("strategy_v2", "strategy_v3"):
+                finals.update((column, f, v) for f, v in annotation["final"].items())
+    for key, fields in STRATEGY_VALUES.items():
+        for field, values in fields.items():
+            assert set(seen[key.lower(), field]) <= set(values), (key, field)
+    # no value of a vocabulary is invented: each occurs in the release
+    assert set(seen["strategy", "order"]) == set(ORDERS) and set(seen["strategy_v2", "order"]) == set(
+        ORDERS_V2
+    )
+    assert set(seen["strategy_v2", "feedback"]) == set(seen["strategy_v3", "feedback"]) == set(FEEDBACKS)
+    assert set(seen["strategy", "information_request"]) == set(INFORMATION_REQUESTS)
+    assert set(seen["strategy", "context"]) == set(CONTEXT_LEVELS)
+    assert set(seen["strategy", "question"]) == set(QUESTION_KINDS)
+    for field in ("question_broadness", "context_dependency"):
+        assert set(seen["strategy_v3", field]) == set(SCORES_1_TO_5)
+    assert seen["strategy_v3", "question_broadness"][1] == 8  # in the numbered runs only, never final
+    assert [finals["strategy_v2", "order", v] for v in ORDERS_V2] == [36, 11, 206, 38]
+    assert [finals["strategy_v3", "feedback", v] for v in FEEDBACKS] == [1225, 551, 171, 177]
+    assert [finals["strategy_v3", "context_dependency", v] for v in SCORES_1_TO_5] == [7, 74, 1089, 886, 68]
+    assert [finals["strategy_v3", "question_broadness", v] for v in SCORES_1_TO_5] == [0, 47, 595, 1430, 52]
+
+
 # -- hand-written fixture ----------------------------------------------------------------------------
 
 
@@ -174,6 +216,10 @@ def _set(keys, value):
         target[keys[-1]] = value
 
     return change
+
+
+def _drop(key):
+    return lambda data: data.pop(key)
 
 
 BAD = [
@@ -226,6 +272,52 @@ BAD = [
     (V0, _set(["profile", "gender"], ["Male"]), r"profile\.gender: must be one of"),
     (V0, _set(["profile", "background"], {"a": 1}), r"profile\.background: unknown background"),
     (V0, _set(["task_context"], None), r"scenario_zh: Input should be a valid string"),
+    # every file of both studies has these, so they are required
+    (R0, _drop("task_type"), r"task_type: required field is missing, but got None$"),
+    (V0, _drop("profile"), r"profile: required field is missing, but got None$"),
+    (R0, _drop("questionnaire"), r"questionnaire: required field is missing, but got None$"),
+    (V0, _drop("history"), r"history: required field is missing, but got None$"),
+    # strategy values come from closed sets (STRATEGY_VALUES)
+    (
+        R0,
+        _set(["strategy", "final", "order"], "Random"),
+        r"strategy\.final\.order: unknown value, must be one of \['Comprehensive', 'Breadth', 'Depth'\], "
+        r"but got 'Random'$",
+    ),
+    (  # a value of strategy.order is not one of strategy_V2.order
+        R0,
+        _set(["strategy_V2", "final", "order"], "Comprehensive"),
+        r"strategy_V2\.final\.order: unknown value, must be one of "
+        r"\['Breadth', 'Depth', 'BreadthDepth', 'DepthBreadth'\], but got 'Comprehensive'$",
+    ),
+    (
+        V0,
+        _set(["strategy", "1", "information_request"], "planning"),
+        r"strategy\.1\.information_request: unknown value, must be one of \['Planning', 'Sequential'\]",
+    ),
+    (V0, _set(["strategy", "3", "context"], "Medium"), r"strategy\.3\.context: unknown value.*'Medium'$"),
+    (V0, _set(["strategy", "2", "question"], "Narrow"), r"strategy\.2\.question: unknown value.*'Narrow'$"),
+    (
+        V0,
+        _set(["strategy_V3", "2", "context_dependency"], 6),
+        r"strategy_V3\.2\.context_dependency: unknown value, must be one of \[1, 2, 3, 4, 5\], but got 6$",
+    ),
+    (
+        V0,
+        _set(["strategy_V3", "1", "question_broadness"], 0),
+        r"strategy_V3\.1\.question_broadness: unknown value.*got 0$",
+    ),
+    (
+        V0,
+        _set(["strategy_V3", "final", "question_broadness"], True),
+        r"strategy_V3\.final\.question_broadness: must be an integer",
+    ),
+    (
+        R0,
+        _set(["strategy_V3", "final", "feedback"], "Mixed"),
+        r"strategy_V3\.final\.feedback: unknown value, must be one of "
+        r"\['NoFeedback', 'Positive', 'Negative', 'Both'\], but got 'Mixed'$",
+    ),
 ]
 
 
@@ -236,6 +328,22 @@ def test_bad_human_value_names_file_field_and_value(tmp_path, rel, change, messa
     with pytest.raises(ValidationFailed, match=rf"^{rel.as_posix()}: {message}"):
         stage_source(root, tmp_path / "staged", progress=False)
     assert not (tmp_path / "staged").exists()
+
+
+def test_every_bad_strategy_value_of_a_file_is_listed(tmp_path):
+    root = make_full_release(tmp_path / "rel")
+    _edit(root / R0, _set(["strategy", "final", "order"], "Random"))
+    _edit(root / R0, _set(["strategy", "2", "context"], "Medium"))
+    _edit(root / R0, _set(["strategy", "2", "question"], "Narrow"))
+    _edit(root / R0, _set(["strategy_V3", "3", "question_broadness"], 9))
+    problems, counts = validate_source(root)
+    assert [(p.field, p.value) for p in problems] == [
+        ("strategy.final.order", "Random"),
+        ("strategy.2.context", "Medium"),
+        ("strategy.2.question", "Narrow"),
+        ("strategy_V3.3.question_broadness", 9),
+    ]
+    assert {p.file for p in problems} == {R0.as_posix()} and counts["human_conversations"] == 6
 
 
 def test_unknown_profile_value_of_the_synthetic_release_is_reported(tmp_path):
