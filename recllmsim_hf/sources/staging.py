@@ -22,6 +22,8 @@ import shlex
 import shutil
 from pathlib import Path
 
+from pydantic_core import to_json
+
 from recllmsim_hf.corpus import (
     CONVERSATIONS,
     HUMAN_CONVERSATIONS,
@@ -32,7 +34,6 @@ from recllmsim_hf.corpus import (
     SCENARIOS,
     Corpus,
     atomic_write_text,
-    dumps,
     write_jsonl,
 )
 from recllmsim_hf.dataset.configs import MEMO_MAX_BYTES, remember
@@ -112,6 +113,13 @@ def check_pinned_human(tree: Path | None) -> None:
         )
 
 
+def _line(data: dict) -> str:
+    """One line of a staged corpus file. A build reads the parsed records it kept, not these lines
+    (they are read back only for corpora too large to keep): pydantic's serializer, about twice as
+    fast as the canonical ``dumps`` of generated corpora, with the same content."""
+    return to_json(data).decode() + "\n"
+
+
 def _read_human(human, profiles: dict, problems: list[Problem], progress: bool, out: Path | None = None):
     """Read every human conversation (into ``out/human_conversations.jsonl`` when given) and check
     the synthetic ``profiles`` against the vocabulary; returns the number of conversations."""
@@ -124,7 +132,7 @@ def _read_human(human, profiles: dict, problems: list[Problem], progress: bool, 
         for conv in track(human.conversations(), len(human.files), "reading human studies", progress):
             if f is not None:
                 parsed.append(conv.model_dump(mode="json"))
-                f.write(dumps(parsed[-1]) + "\n")
+                f.write(_line(parsed[-1]))
             n += 1
     finally:
         if f is not None:
@@ -176,7 +184,7 @@ def stage_source(source: str | os.PathLike | None, workdir: str | os.PathLike, p
     with open(out / CONVERSATIONS, "w", encoding="utf-8") as f:
         for conv in track(reader.conversations(), len(reader.files), "reading release", progress):
             data = conv.model_dump(mode="json")
-            line = dumps(data) + "\n"
+            line = _line(data)
             f.write(line)
             n, size = n + 1, size + len(line)
             if parsed is not None and size <= MEMO_MAX_BYTES:

@@ -132,3 +132,28 @@ def test_writer_starts_a_new_shard_where_the_builder_does(tmp_path):
     assert [p.read_bytes() for p in fast] == [p.read_bytes() for p in slow]
     assert info.shard_lengths == builder.info.splits["train"].shard_lengths
     assert info.num_bytes == builder.info.splits["train"].num_bytes
+
+
+def test_staged_lines_read_back_give_the_same_build(tmp_path, monkeypatch):
+    """A corpus too large to keep parsed is read back from its staged lines (pydantic's
+    serializer): that build is the same to the byte as the one from the kept records."""
+    from human_fixture import make_full_release
+
+    import recllmsim_hf.dataset.configs as configs
+    import recllmsim_hf.dataset.human_configs as human_configs
+    import recllmsim_hf.sources.staging as staging
+    from recllmsim_hf.dataset.build import build_dataset
+
+    source = make_full_release(tmp_path / "release")
+    build_dataset(source, tmp_path / "kept", progress=False)
+    monkeypatch.setattr(staging, "MEMO_MAX_BYTES", 0)
+    monkeypatch.setattr(configs, "MEMO_MAX_BYTES", 0)
+    monkeypatch.setattr(human_configs, "remember_human", lambda *a: None)
+    configs._memo.clear()
+    human_configs._memo.clear()
+    build_dataset(source, tmp_path / "read", progress=False)
+    kept = {p.relative_to(tmp_path / "kept"): p.read_bytes() for p in (tmp_path / "kept").rglob("*.*")}
+    read = {p.relative_to(tmp_path / "read"): p.read_bytes() for p in (tmp_path / "read").rglob("*.*")}
+    assert len(kept) > 10 and kept.keys() == read.keys()
+    differ = [str(p) for p in kept if kept[p] != read[p] and p.name != ".recllmsim-output.json"]
+    assert differ == []
