@@ -9,8 +9,11 @@
    gpt-4o-mini).
 2. ``endpoints``: 64 conversations online against one server and against two, each server working
    on at most ``-c`` requests at once with ``--latency`` seconds each (the rest wait in its
-   queue; tests/capped_server.py); the client sends up to 2 x C at once (``--endpoint-concurrency
-   C`` with two). Prints requests per second and the two/one ratio (must be >= 1.8).
+   queue; tests/capped_server.py); the client keeps up to 2 x C requests on each server
+   (``--concurrency 2C`` with one server; ``--concurrency 4C --endpoint-concurrency 2C`` with two),
+   so both runs give each server the same queue. Each server is a process of its own, as real
+   servers are (in the client's process they would share its interpreter lock and measure that
+   instead). Prints requests per second and the two/one ratio (must be >= 1.8).
 
     .venv/bin/python benchmarks/bench_batch.py                 # 256 conversations; 64 with C=8, 0.2 s
     .venv/bin/python benchmarks/bench_batch.py -n 64 --only batch
@@ -20,9 +23,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,8 +105,8 @@ def _throughput(urls: list[str], folder: Path, n: int, capacity: int) -> tuple[f
 
     def make(corpus):
         return runner_from_options(
-            corpus, base_url=urls, api_key="sk-bench", model=MODEL, concurrency=2 * capacity,
-            endpoint_concurrency=capacity if len(urls) > 1 else None,
+            corpus, base_url=urls, api_key="sk-bench", model=MODEL, concurrency=2 * capacity * len(urls),
+            endpoint_concurrency=2 * capacity if len(urls) > 1 else None,
         )  # fmt: skip
 
     started = time.perf_counter()
@@ -108,17 +114,38 @@ def _throughput(urls: list[str], folder: Path, n: int, capacity: int) -> tuple[f
     return time.perf_counter() - started, s["llm"]["requests"]
 
 
+class ServerProcess:
+    """A CappedOpenAI with this benchmark's replier in a process of its own (``--serve``)."""
+
+    def __init__(self, capacity: int, latency: float):
+        self.args = [sys.executable, __file__, "--serve", "-c", str(capacity), "--latency", str(latency)]
+
+    def __enter__(self) -> ServerProcess:
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, text=True)
+        self.base_url = self.proc.stdout.readline().strip()
+        if not self.base_url.startswith("http://"):
+            self.proc.kill()
+            raise SystemExit(f"the benchmark server did not start: {self.base_url!r}")
+        return self
+
+    def stats(self) -> dict:
+        with urllib.request.urlopen(self.base_url.removesuffix("/v1") + "/_stats", timeout=10) as r:
+            return json.loads(r.read())
+
+    def __exit__(self, *exc) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
 def bench_endpoints(n: int, capacity: int, latency: float, root: Path) -> None:
-    with CappedOpenAI(capacity=capacity, latency=latency, replier=replier) as one:
+    with ServerProcess(capacity, latency) as one:
         wall1, req1 = _throughput([one.base_url], _corpus(root, "one"), n, capacity)
-        busiest1 = one.max_working
-    with (
-        CappedOpenAI(capacity=capacity, latency=latency, replier=replier) as a,
-        CappedOpenAI(capacity=capacity, latency=latency, replier=replier) as b,
-    ):
+        busiest1 = one.stats()["max_working"]
+    with ServerProcess(capacity, latency) as a, ServerProcess(capacity, latency) as b:
         wall2, req2 = _throughput([a.base_url, b.base_url], _corpus(root, "two"), n, capacity)
-        split = (a.count, b.count)
-        busiest2 = max(a.max_working, b.max_working)
+        sa, sb = a.stats(), b.stats()
+        split = (sa["count"], sb["count"])
+        busiest2 = max(sa["max_working"], sb["max_working"])
     r1, r2 = req1 / wall1, req2 / wall2
     print(
         f"endpoints: {n} conversations, servers working on at most {capacity} requests of {latency:g} s each"
@@ -138,7 +165,11 @@ def main() -> None:
         "--endpoint-conversations", type=int, default=64, help="conversations of the endpoints run"
     )
     p.add_argument("--only", choices=("batch", "endpoints"))
+    p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # one server of the endpoints run
     args = p.parse_args()
+    if args.serve:
+        CappedOpenAI(capacity=args.capacity, latency=args.latency, replier=replier).serve_forever()
+        return
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
         if args.only in (None, "batch"):
             bench_batch(args.n, Path(tmp))

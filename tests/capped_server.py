@@ -22,6 +22,9 @@ class CappedOpenAI(FakeOpenAI):
         self.capacity, self.working, self.max_working = capacity, 0, 0
         self._gate: asyncio.Semaphore | None = None
 
+    def stats(self) -> dict:
+        return {**super().stats(), "max_working": self.max_working}
+
     async def _respond(self, method: str, path: str, headers: dict, raw: bytes):
         if path != "/v1/chat/completions":
             return await super()._respond(method, path, headers, raw)

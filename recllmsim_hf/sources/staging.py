@@ -113,11 +113,11 @@ def check_pinned_human(tree: Path | None) -> None:
         )
 
 
-def _line(data: dict) -> str:
+def _line(data: dict) -> bytes:
     """One line of a staged corpus file. A build reads the parsed records it kept, not these lines
     (they are read back only for corpora too large to keep): pydantic's serializer, about twice as
     fast as the canonical ``dumps`` of generated corpora, with the same content."""
-    return to_json(data).decode() + "\n"
+    return to_json(data) + b"\n"
 
 
 def _read_human(human, profiles: dict, problems: list[Problem], progress: bool, out: Path | None = None):
@@ -127,7 +127,7 @@ def _read_human(human, profiles: dict, problems: list[Problem], progress: bool, 
     from recllmsim_hf.sources.profiles import check_synthetic
 
     n, parsed = 0, []
-    f = open(out / HUMAN_CONVERSATIONS, "w", encoding="utf-8") if out is not None and human.files else None
+    f = open(out / HUMAN_CONVERSATIONS, "wb") if out is not None and human.files else None
     try:
         for conv in track(human.conversations(), len(human.files), "reading human studies", progress):
             if f is not None:
@@ -181,7 +181,7 @@ def stage_source(source: str | os.PathLike | None, workdir: str | os.PathLike, p
     out.mkdir(parents=True)
     n = size = 0
     parsed: list[dict] | None = []
-    with open(out / CONVERSATIONS, "w", encoding="utf-8") as f:
+    with open(out / CONVERSATIONS, "wb") as f:
         for conv in track(reader.conversations(), len(reader.files), "reading release", progress):
             data = conv.model_dump(mode="json")
             line = _line(data)
