@@ -20,9 +20,10 @@ import json
 import os
 import shlex
 import shutil
+from functools import partial
 from pathlib import Path
 
-from pydantic_core import to_json
+from pydantic_core import from_json, to_json
 
 from recllmsim_hf.corpus import (
     CONVERSATIONS,
@@ -120,25 +121,42 @@ def _line(data: dict) -> bytes:
     return to_json(data) + b"\n"
 
 
-def _read_human(human, profiles: dict, problems: list[Problem], progress: bool, out: Path | None = None):
-    """Read every human conversation (into ``out/human_conversations.jsonl`` when given) and check
-    the synthetic ``profiles`` against the vocabulary; returns the number of conversations."""
-    from recllmsim_hf.dataset.human_configs import remember_human
-    from recllmsim_hf.sources.profiles import check_synthetic
-
-    n, parsed = 0, []
-    f = open(out / HUMAN_CONVERSATIONS, "wb") if out is not None and human.files else None
+def _human_pass(human, path: Path | None, progress: bool = False) -> tuple:
+    """Read every human conversation, writing each as a line of ``path`` when given; returns the
+    count, the problems found, the vocabulary and the people (runs in a child or here)."""
+    shared, human.problems = human.problems, []  # the caller adds them: in a child it cannot
+    f = open(path, "wb") if path is not None else None
+    n = 0
     try:
         for conv in track(human.conversations(), len(human.files), "reading human studies", progress):
             if f is not None:
-                parsed.append(conv.model_dump(mode="json"))
-                f.write(_line(parsed[-1]))
+                f.write(type(conv).__pydantic_serializer__.to_json(conv) + b"\n")
             n += 1
+        return n, human.problems, human.vocabulary, human.people
     finally:
+        human.problems = shared
         if f is not None:
             f.close()
-    if f is not None and not problems:  # the build's passes start from these, not from re-parsing
-        remember_human(out, parsed)
+
+
+def _read_human(
+    human, profiles: dict, problems: list[Problem], progress: bool, out: Path | None = None, job=None
+):
+    """Read every human conversation (into ``out/human_conversations.jsonl`` when given; by ``job``,
+    a :class:`~recllmsim_hf.sources.beside.Beside`, when it was started) and check the synthetic
+    ``profiles`` against the vocabulary; returns the number of conversations."""
+    from recllmsim_hf.dataset.human_configs import remember_human
+    from recllmsim_hf.sources.profiles import check_synthetic
+
+    path = out / HUMAN_CONVERSATIONS if out is not None and human.files else None
+    if job is not None:
+        n, found, human.vocabulary, human.people = job.result()
+    else:
+        n, found, _, _ = _human_pass(human, path, progress)
+    problems.extend(found)
+    if path is not None and not problems:  # the build's passes start from these, not from re-parsing
+        with open(path, "rb") as f:
+            remember_human(out, [from_json(line, cache_strings="keys") for line in f])
     if human.vocabulary is not None:
         for profile in profiles.values():
             where = f"LLM_agent_user (profile {profile.profile_id})"
@@ -181,17 +199,30 @@ def stage_source(source: str | os.PathLike | None, workdir: str | os.PathLike, p
     out.mkdir(parents=True)
     n = size = 0
     parsed: list[dict] | None = []
-    with open(out / CONVERSATIONS, "wb") as f:
-        for conv in track(reader.conversations(), len(reader.files), "reading release", progress):
-            data = conv.model_dump(mode="json")
-            line = _line(data)
-            f.write(line)
-            n, size = n + 1, size + len(line)
-            if parsed is not None and size <= MEMO_MAX_BYTES:
-                parsed.append(data)
-            else:
-                parsed = None
-    n_human = _read_human(human, reader.profiles, problems, progress, out) if human is not None else 0
+    job = None
+    if human is not None and human.files:  # the human studies in a child, beside the release
+        from recllmsim_hf.sources.beside import Beside
+
+        job = Beside(
+            partial(_human_pass, human, out / HUMAN_CONVERSATIONS),
+            out / "_human.pickle",
+            fallback=partial(_human_pass, human, out / HUMAN_CONVERSATIONS, progress),
+        )
+    try:
+        with open(out / CONVERSATIONS, "wb") as f:
+            for conv in track(reader.conversations(), len(reader.files), "reading release", progress):
+                data = conv.model_dump(mode="json")
+                line = _line(data)
+                f.write(line)
+                n, size = n + 1, size + len(line)
+                if parsed is not None and size <= MEMO_MAX_BYTES:
+                    parsed.append(data)
+                else:
+                    parsed = None
+        n_human = 0 if human is None else _read_human(human, reader.profiles, problems, progress, out, job)
+    finally:
+        if job is not None:
+            job.close()
     if problems:
         shutil.rmtree(out)
         raise ValidationFailed(problems)
