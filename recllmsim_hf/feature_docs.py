@@ -18,7 +18,13 @@ Example:
 
 from __future__ import annotations
 
-from recllmsim_hf.human_schema import PROFILE_ATTRIBUTES, QUESTIONNAIRE, SINGLE_VALUE_ATTRIBUTES, STRATEGIES
+from recllmsim_hf.human_schema import (
+    PROFILE_ATTRIBUTES,
+    QUESTIONNAIRE,
+    SINGLE_VALUE_ATTRIBUTES,
+    STRATEGIES,
+    STRATEGY_VALUES,
+)
 from recllmsim_hf.schema import PROFILE_FIELDS, RATING_METRICS, SINGLE_VALUE_PROFILE_FIELDS
 
 _RATING_DOCS = {
@@ -58,7 +64,12 @@ def _strategy_docs() -> dict[str, str]:
         out[f"{column}.final"] = "The final annotation."
         out[f"{column}.runs"] = "The individual annotation runs (`1`, `2`, `3` of the release), in order."
         for field in shape:
-            doc = f"`{field}` of the annotation, as the release gives it."
+            values = STRATEGY_VALUES[key][field]
+            if shape[field] == "int":
+                allowed = f"an integer {min(values)}-{max(values)}"
+            else:
+                allowed = "one of " + " / ".join(values)
+            doc = f"`{field}` of the annotation: {allowed} (checked on import)."
             out[f"{column}.final.{field}"] = out[f"{column}.runs.{field}"] = doc
     return out
 
