@@ -79,11 +79,11 @@ def annotate(
 
         if corpus is not None:
             raise typer.BadParameter("--corpus is not used with --evaluate (use --source and --out)")
-        if shard is not None or spec.batched:
-            raise typer.BadParameter("--shard and --executor are not used with --evaluate (it runs online)")
+        if shard is not None:
+            raise typer.BadParameter("--shard is not used with --evaluate (the sample is small)")
         result = evaluate_annotators(
             source, out or "recllmsim-eval", make_runner, sample=sample, seed=seed,
-            what=DEFAULT_WHAT if what is None else what, progress=not quiet, log=log,
+            what=DEFAULT_WHAT if what is None else what, progress=not quiet, log=log, executor=spec,
         )  # fmt: skip
         text = format_report(result)
     else:
