@@ -9,8 +9,12 @@ as it is known, so a rerun after kill -9 polls the same batch instead of sending
 between creating a batch and writing its id is covered by looking the batch up by its input file.
 
 ``expired`` and ``cancelled`` batches are downloaded like completed ones (the finished lines are
-kept, the rest go into the next round); a ``failed`` batch (its input was refused) is a
-:class:`ServiceError` naming the line and the reason.
+kept, the rest go into the next round); a ``failed`` batch (the API refused its input while
+``validating``: an unknown model, a malformed line) is a :class:`ServiceError` naming the model,
+the endpoint, the line and the server's message, raised before any other round: nothing of it was
+answered or billed (a later round of a run that kept its earlier rounds is polled again on a
+rerun, not uploaded again). Error lines of an unknown model (404) or a refused parameter (400)
+stop the run through the fail-fast rule of ``rounds.py`` after that one round.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 from recllmsim_hf.corpus import atomic_write_text
 from recllmsim_hf.errors import ServiceError
 
+from ..guard import OPENAI_URL
 from . import ExecutorSpec
 from .roundfiles import URL, part_bytes
 
@@ -39,6 +44,21 @@ def combine(folder: Path, parts: list[dict]) -> None:
                 text = path.read_text(encoding="utf-8")
                 chunks.append(text if not text or text.endswith("\n") else text + "\n")
         atomic_write_text(folder / f"{kind}.jsonl", "".join(chunks))
+
+
+def failed_line(batch, endpoint, label: str, folder: Path) -> str:
+    """The one line of a batch the API refused while validating (an unknown model, a bad line)."""
+    first = (batch.errors.data or [None])[0] if batch.errors else None
+    if first is None:
+        why = "no reason given"
+    else:
+        where = f"line {first.line}: " if first.line is not None else ""
+        why = f"{where}{first.message or 'no message'}" + (f" ({first.code})" if first.code else "")
+    return (
+        f"{endpoint.model} at {endpoint.base_url or OPENAI_URL}: {label}: batch {batch.id} failed "
+        f"validation ({why}); nothing was answered or billed; fix the model name or the request "
+        f"(--model, --param, --model-rules) and delete {folder} to send the round again"
+    )
 
 
 class OpenAIBatchBackend:
@@ -116,12 +136,7 @@ class OpenAIBatchBackend:
         batch = await self._poll(client, endpoint, part["batch_id"], label)
         part["status"] = batch.status
         if batch.status == "failed":
-            first = (batch.errors.data or [None])[0] if batch.errors else None
-            why = f"line {first.line}: {first.message}" if first else "no reason given"
-            raise ServiceError(
-                f"{label}: batch {batch.id} failed ({why}); see {folder / 'input.jsonl'}; "
-                f"delete {folder} to send the round again"
-            )
+            raise ServiceError(failed_line(batch, endpoint, label, folder))
         for kind, file_id in (("output", batch.output_file_id), ("errors", batch.error_file_id)):
             data = b""
             if file_id:
