@@ -65,6 +65,7 @@ class OpenAIBatchBackend:
     """See the module docstring."""
 
     name = "openai-batch"
+    splits = True  # a round's lines of a role with several endpoints go to all of them (rounds.py)
 
     def __init__(self, spec: ExecutorSpec, *, timeout: float = 60.0, log: Callable | None = None):
         self.spec, self.timeout = spec, timeout
