@@ -216,8 +216,9 @@ def runner_from_options(
         first = (pools.get("*") or next(iter(pools.values())))[0]
         urls, keys = [first.base_url], [first.api_key] if first.api_key else keys[:1]
     role_pools = _role_pools(role_urls, role_keys, per_endpoint)
-    if role_pools:
-        pools = {**(pools or {}), **role_pools}
+    if role_pools or (pools and set(pools) & set(role_urls)):
+        # a role's own flags replace what the endpoints file says for that role
+        pools = {**{r: v for r, v in (pools or {}).items() if r not in role_urls}, **role_pools} or None
     endpoints = endpoints_from_options(
         urls[0] if urls else None, keys[0] if keys else None, model, simulator_model, assistant_model,
         profile_model, annotator_model, api_key_env=key_envs, roles=roles,
