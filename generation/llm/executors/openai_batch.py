@@ -12,9 +12,10 @@ between creating a batch and writing its id is covered by looking the batch up b
 kept, the rest go into the next round); a ``failed`` batch (the API refused its input while
 ``validating``: an unknown model, a malformed line) is a :class:`ServiceError` naming the model,
 the endpoint, the line and the server's message, raised before any other round: nothing of it was
-answered or billed (a later round of a run that kept its earlier rounds is polled again on a
-rerun, not uploaded again). Error lines of an unknown model (404) or a refused parameter (400)
-stop the run through the fail-fast rule of ``rounds.py`` after that one round.
+answered or billed; the round's other batches stop being polled (their ids are kept, see
+``generation/simulate/runfolder.py``), and a rerun polls them and sends the failed one again.
+Error lines of an unknown model (404) or a refused parameter (400) stop the run through the
+fail-fast rule of ``rounds.py`` after that one round.
 """
 
 from __future__ import annotations
@@ -56,8 +57,9 @@ def failed_line(batch, endpoint, label: str, folder: Path) -> str:
         why = f"{where}{first.message or 'no message'}" + (f" ({first.code})" if first.code else "")
     return (
         f"{endpoint.model} at {endpoint.base_url or OPENAI_URL}: {label}: batch {batch.id} failed "
-        f"validation ({why}); nothing was answered or billed; fix the model name or the request "
-        f"(--model, --param, --model-rules) and delete {folder} to send the round again"
+        f"validation ({why}); nothing of it was answered or billed; fix the model name or the request "
+        f"(--model, --param, --model-rules) and rerun (a rerun sends this batch again and polls the "
+        f"round's others; the round is {folder})"
     )
 
 
@@ -73,14 +75,14 @@ class OpenAIBatchBackend:
         self._clients: dict = {}
 
     async def run(self, folder: Path, state: dict, save: Callable, endpoint_of: Callable) -> None:
+        targets = [(part, endpoint_of(part["group"])) for part in state["parts"]]
+        tasks = [asyncio.ensure_future(self._part(folder, state, p, save, ep)) for p, ep in targets]
         try:
-            await asyncio.gather(
-                *(
-                    self._part(folder, state, part, save, endpoint_of(part["group"]))
-                    for part in state["parts"]
-                )
-            )
+            await asyncio.gather(*tasks)
         finally:
+            for task in tasks:  # one part failed: the others stop where they are (their ids are saved)
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             for client in self._clients.values():
                 await client.close()
             self._clients.clear()
@@ -118,6 +120,9 @@ class OpenAIBatchBackend:
     async def _part(self, folder: Path, state: dict, part: dict, save: Callable, endpoint) -> None:
         if part.get("downloaded"):
             return
+        if part.get("status") == "failed":  # refused by a run before: sent again (it cost nothing)
+            for name in ("file_id", "batch_id", "status"):
+                part.pop(name, None)
         client, label = self._client(endpoint), f"batch round {state['round']} part {part['index']}"
         if not part.get("file_id"):
             name = f"{folder.name}-part-{part['index']:03d}.jsonl"
@@ -137,6 +142,7 @@ class OpenAIBatchBackend:
         batch = await self._poll(client, endpoint, part["batch_id"], label)
         part["status"] = batch.status
         if batch.status == "failed":
+            save()  # nothing of it runs at the server any more (see runfolder._batch_paid)
             raise ServiceError(failed_line(batch, endpoint, label, folder))
         for kind, file_id in (("output", batch.output_file_id), ("errors", batch.error_file_id)):
             data = b""

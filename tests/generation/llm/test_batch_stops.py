@@ -58,7 +58,7 @@ def test_a_batch_failed_at_validation_stops_naming_model_endpoint_and_message(tm
             assert re.match(
                 rf"{WRONG} at http://127\.0\.0\.1:\d+/v1: batch round 0 part 0: batch batch_\w+ failed "
                 rf"validation \(line 1: The provided model '{WRONG}' is not supported by the Batch API\. "
-                r"\(model_not_found\)\); nothing was answered or billed",
+                r"\(model_not_found\)\); nothing of it was answered or billed",
                 message,
             ), message
             # one batch per run, never retried in a next round; nothing was paid, so the run leaves no
@@ -94,3 +94,22 @@ def test_a_batch_program_serving_another_model_stops_after_one_round(tmp_path):
     with pytest.raises(RunStopped, match=stop):
         run(folder, None, spec, model="gpt-4o-mini", lines=lines)
     assert sum(x.startswith("batch round ") and "request(s) in" in x for x in lines) == 1
+
+
+def test_a_failed_batch_beside_one_the_server_runs_keeps_the_round_so_nothing_is_paid_twice(tmp_path):
+    # the simulator over two endpoints; the second fails its batch at validation while the first's
+    # runs: the round (with the first batch's id) is kept, and the rerun polls it instead of paying again
+    folder = corpus(tmp_path, "c")
+    refusing = Quirks(known_models=("other",))
+    with FakeBatchAPI(end_after=2) as a, FakeBatchAPI(end_after=2, quirks=refusing, polls_per_state=3) as b:
+        make = lambda c: runner_from_options(c, base_url=[a.base_url, b.base_url], api_key="sk-stop",  # noqa: E731
+                                             model="gpt-4o-mini")  # fmt: skip
+        for attempt in (1, 2):
+            with pytest.raises(ServiceError) as stop:
+                generate_conversations(folder, 4, make, settings=Settings(seed=1), progress=False,
+                                       executor=batch_spec())  # fmt: skip
+            assert str(stop.value).startswith(f"gpt-4o-mini at {b.base_url}: batch round 0 part ")
+            # a's batch is made once and polled by the rerun; b's (refused, free) is sent again
+            assert (len(a.batches), a.uploads, len(b.batches), b.uploads) == (1, 1, attempt, attempt)
+            assert (folder / ".batch/conversations/round-0000/state.json").is_file()
+        assert a.batch_lines == 2 and b.batch_lines == 0 and a.count == b.count == 0
