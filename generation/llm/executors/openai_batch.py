@@ -111,7 +111,9 @@ class OpenAIBatchBackend:
                 f"{where} refused the key ({what}: HTTP {e.status_code}); check --api-key"
             ) from None
         except openai.APIStatusError as e:
-            message = str(e.message).splitlines()[0][:200] if e.message else "no message"
+            body = e.body if isinstance(e.body, dict) else {}  # the SDK's: the body's "error" object
+            text = body.get("message") if isinstance(body.get("message"), str) else e.message
+            message = str(text).splitlines()[0][:200] if text else "no message"
             raise ServiceError(f"{where}: {what} failed (HTTP {e.status_code}: {message})") from None
         except openai.APIConnectionError as e:
             cause = type(e.__cause__ or e).__name__

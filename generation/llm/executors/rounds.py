@@ -24,7 +24,8 @@ enter a round (a replay costs nothing, as online); the round's files are describ
 - A role with several endpoints (``--base-url`` twice, ``--simulator-base-url`` twice, an
   endpoints file) has each round's lines split over them by the ``openai-batch`` back end: even
   blocks of the sorted lines, one Files upload and one batch per endpoint with that endpoint's
-  key; an endpoint the check before the run could not reach is left out. The custom_id stays the
+  key; an endpoint the check before the run could not reach is left out (also for the parts of an
+  open round a stopped run had not uploaded yet). The custom_id stays the
   request's cache key (which names the role's first endpoint), so the cache and a resume do not
   depend on the split. The ``command`` back end runs locally: it ignores the endpoints.
 - Resume: after kill -9 a rerun replays every applied round from the cache, finishes a round
@@ -263,6 +264,7 @@ class BatchExecutor:
                 continue
             if state["status"] == "open":
                 self.log(f"batch round {state['round']}: resuming the round a stopped run left open")
+                self._reroute(state)
                 await self._execute(folder, state)
             # Read again on every start until applied: its answers are settled when asked for.
             self._raw.update(self._answers(folder))
@@ -293,6 +295,29 @@ class BatchExecutor:
         replicas = self._replicas(endpoint)
         up = [r for r in replicas if r.down_until <= time.monotonic()] or replicas
         return [r.base_url for r in up] or [endpoint.base_url or ""]
+
+    def _reroute(self, state: dict) -> None:
+        """Parts of an open round that were not uploaded and whose endpoint is set aside now (the
+        check could not reach it) or no longer given go to an endpoint of the same pool that is up."""
+        for part in state["parts"]:
+            base_url, model = part["group"]
+            if part.get("file_id") or part.get("downloaded"):
+                continue
+            pools = [(self._replicas(ep), ep) for _, ep in sorted(self.runner.endpoints.items())]
+            pools = [(replicas, ep) for replicas, ep in pools if replicas and ep.model == model]
+            # the pool that holds the part's endpoint, else (its URL no longer given) one of the model's
+            pools.sort(key=lambda pool: all(r.base_url != base_url for r in pool[0]))
+            if not pools:
+                continue
+            replicas, endpoint = pools[0]
+            mine = [r for r in replicas if r.base_url == base_url]
+            if mine and mine[0].down_until <= time.monotonic():
+                continue  # still up: it goes where it was meant to
+            target = self._targets(endpoint)[0]
+            if target != base_url:
+                self.log(f"batch round {state['round']} part {part['index']}: {base_url} is not "
+                         f"reachable; sending the part to {target}")  # fmt: skip
+                part["group"] = [target, model]
 
     def _endpoint_of(self, group: list) -> object:
         base_url, model = group

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from batch_server import FakeBatchAPI
+import pytest
+from batch_server import FakeBatchAPI, _error
 from fake_quirks import Quirks
 from recllmsim_hf.generation.llm.executors import ExecutorSpec
 from recllmsim_hf.generation.llm.options import runner_from_options
@@ -75,3 +76,40 @@ def test_a_role_pool_from_the_flags_and_an_endpoint_down_at_the_start(tmp_path):
         assert s["generated"] == 4 and a.batch_lines == 4 * 3 and c.batch_lines == 4 * 2
     groups = {g[0] for rnd in parts(folder) for g in rnd}
     assert groups == {a.base_url, c.base_url}
+
+
+class SlowRefusingUploads(FakeBatchAPI):
+    """Refuses every upload (400), after a moment: the other endpoint's batch is made meanwhile."""
+
+    async def _respond(self, method, path, headers, raw):
+        if path == "/v1/files" and method == "POST":
+            import asyncio
+
+            await asyncio.sleep(0.3)
+            return _error(400, "Upload refused (test).", "file")
+        return await super()._respond(method, path, headers, raw)
+
+
+def test_a_part_for_an_endpoint_that_died_goes_to_one_that_is_up_on_the_rerun(tmp_path):
+    from recllmsim_hf.errors import ServiceError
+
+    folder = corpus(tmp_path, "c")
+    with FakeBatchAPI(end_after=2) as a:
+        with SlowRefusingUploads(end_after=2) as b:
+            urls = [a.base_url, b.base_url]
+            make = lambda c: runner_from_options(c, base_url=urls, api_key="sk-x", model="gpt-4o-mini")  # noqa: E731
+            with pytest.raises(ServiceError) as stop:
+                generate_conversations(folder, 4, make, settings=Settings(seed=1), progress=False,
+                                       executor=SPEC)  # fmt: skip
+            assert f"{b.base_url}: uploading the batch file failed (HTTP 400: Upload refused (test).)" in str(
+                stop.value
+            )
+        # a's batch was made (its id is kept: the round stays); b's part never got uploaded; b is gone now
+        assert (len(a.batches), a.uploads) == (1, 1)
+        lines: list[str] = []
+        s = generate_conversations(folder, 4, make, settings=Settings(seed=1), progress=False, executor=SPEC,
+                                   log=lines.append)  # fmt: skip
+        assert s["generated"] == 4 and a.count == 0 and a.batch_lines == 4 * 5
+        moved = f"{b.base_url} is not reachable; sending the part to {a.base_url}"
+        assert len([x for x in lines if x.startswith("batch round 0 part ") and x.endswith(moved)]) == 1
+        assert a.uploads == len(a.batches) == 1 + 1 + 4  # its part, b's part again, then 4 rounds alone
