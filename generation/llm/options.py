@@ -26,8 +26,6 @@ from pathlib import Path
 
 import typer
 
-from recllmsim_hf.errors import InputError
-
 # Repeatable (commands annotate them as list[str] | None): several servers share a role (pool.py).
 BASE_URL = typer.Option(
     None,
@@ -256,6 +254,8 @@ def runner_from_options(
 
 def _per_role(values: dict | None, what: str) -> dict[str, list[str]]:
     """role -> the values of its repeated ``--<role>-<what>`` flag (roles without one left out)."""
+    from recllmsim_hf.errors import InputError
+
     from .endpoints import ROLES
 
     out = {}
@@ -270,6 +270,8 @@ def _per_role(values: dict | None, what: str) -> dict[str, list[str]]:
 
 def _role_pools(role_urls: dict[str, list[str]], role_keys: dict[str, list[str]], per_endpoint: int) -> dict:
     """The pools of the roles given several ``--<role>-base-url`` (keys paired as ``--api-key``'s)."""
+    from recllmsim_hf.errors import InputError
+
     for role, keys in role_keys.items():
         count = len(role_urls.get(role, []))
         if len(keys) > 1 and len(keys) != count:
