@@ -106,6 +106,8 @@ def profiles(
     executor: str = o.EXECUTOR,
     batch_command: str | None = o.BATCH_COMMAND,
     batch_poll: float = o.BATCH_POLL,
+    profile_base_url: list[str] | None = o.PROFILE_BASE_URL,
+    profile_api_key: list[str] | None = o.PROFILE_API_KEY,
     model: str = o.MODEL,
     profile_model: str | None = o.PROFILE_MODEL,
     concurrency: int = o.CONCURRENCY,
@@ -129,6 +131,8 @@ def profiles(
         timeout=timeout, max_retries=max_retries, budget_usd=budget_usd, prices=prices, no_cache=no_cache,
         endpoints_file=endpoints, endpoint_concurrency=endpoint_concurrency, executor=executor,
         api_key_env=api_key_env, param=param, model_rules=model_rules, structured_output=structured_output,
+        role_base_urls={"profile": profile_base_url}, role_api_keys={"profile": profile_api_key},
+        roles=("profile",),
     )  # fmt: skip
     s = generate_profiles(
         out, n, factory, batch_size=batch_size, chains=chains, temperature=temperature, seed=seed,
@@ -170,6 +174,10 @@ def conversations(
     executor: str = o.EXECUTOR,
     batch_command: str | None = o.BATCH_COMMAND,
     batch_poll: float = o.BATCH_POLL,
+    simulator_base_url: list[str] | None = o.SIMULATOR_BASE_URL,
+    simulator_api_key: list[str] | None = o.SIMULATOR_API_KEY,
+    assistant_base_url: list[str] | None = o.ASSISTANT_BASE_URL,
+    assistant_api_key: list[str] | None = o.ASSISTANT_API_KEY,
     model: str = o.MODEL,
     simulator_model: str | None = o.SIMULATOR_MODEL,
     assistant_model: str | None = o.ASSISTANT_MODEL,
@@ -195,6 +203,9 @@ def conversations(
         budget_usd=budget_usd, prices=prices, no_cache=no_cache, endpoints_file=endpoints,
         endpoint_concurrency=endpoint_concurrency, executor=executor,
         api_key_env=api_key_env, param=param, model_rules=model_rules, structured_output=structured_output,
+        role_base_urls={"simulator": simulator_base_url, "assistant": assistant_base_url},
+        role_api_keys={"simulator": simulator_api_key, "assistant": assistant_api_key},
+        roles=("simulator", "assistant"),
     )  # fmt: skip
     settings = Settings(
         max_turns=max_turns, seed=seed, simulator_temperature=simulator_temperature,
@@ -235,6 +246,8 @@ def filter_(
     executor: str = o.EXECUTOR,
     batch_command: str | None = o.BATCH_COMMAND,
     batch_poll: float = o.BATCH_POLL,
+    annotator_base_url: list[str] | None = o.ANNOTATOR_BASE_URL,
+    annotator_api_key: list[str] | None = o.ANNOTATOR_API_KEY,
     model: str = o.MODEL,
     annotator_model: str | None = o.ANNOTATOR_MODEL,
     concurrency: int = o.CONCURRENCY,
@@ -261,6 +274,8 @@ def filter_(
             prices=prices, no_cache=no_cache, endpoints_file=endpoints,
             endpoint_concurrency=endpoint_concurrency, executor=executor, api_key_env=api_key_env,
             param=param, model_rules=model_rules, structured_output=structured_output,
+            role_base_urls={"annotator": annotator_base_url}, role_api_keys={"annotator": annotator_api_key},
+            roles=("annotator",),
         )  # fmt: skip
     s = filter_corpus(
         corpus, language=language, runner_factory=factory, progress=not quiet,

@@ -49,6 +49,8 @@ def annotate(
     executor: str = o.EXECUTOR,
     batch_command: str = o.BATCH_COMMAND,
     batch_poll: float = o.BATCH_POLL,
+    annotator_base_url: list[str] = o.ANNOTATOR_BASE_URL,
+    annotator_api_key: list[str] = o.ANNOTATOR_API_KEY,
     model: str = o.MODEL,
     annotator_model: str = o.ANNOTATOR_MODEL,
     concurrency: int = o.CONCURRENCY,
@@ -71,6 +73,8 @@ def annotate(
         max_retries=max_retries, budget_usd=budget_usd, prices=prices, no_cache=no_cache,
         endpoints_file=endpoints, endpoint_concurrency=endpoint_concurrency, executor=executor,
         api_key_env=api_key_env, param=param, model_rules=model_rules, structured_output=structured_output,
+        role_base_urls={"annotator": annotator_base_url}, role_api_keys={"annotator": annotator_api_key},
+        roles=("annotator",),
     )  # fmt: skip
     spec = o.executor_from_options(executor, batch_command, batch_poll)
     log = partial(typer.echo, err=True)
@@ -79,11 +83,11 @@ def annotate(
 
         if corpus is not None:
             raise typer.BadParameter("--corpus is not used with --evaluate (use --source and --out)")
-        if shard is not None or spec.batched:
-            raise typer.BadParameter("--shard and --executor are not used with --evaluate (it runs online)")
+        if shard is not None:
+            raise typer.BadParameter("--shard is not used with --evaluate (the sample is small)")
         result = evaluate_annotators(
             source, out or "recllmsim-eval", make_runner, sample=sample, seed=seed,
-            what=DEFAULT_WHAT if what is None else what, progress=not quiet, log=log,
+            what=DEFAULT_WHAT if what is None else what, progress=not quiet, log=log, executor=spec,
         )  # fmt: skip
         text = format_report(result)
     else:

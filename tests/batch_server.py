@@ -29,6 +29,12 @@ error-file line with the real status and error body, as the real API writes it).
 - ``expire``: how many of the first batches expire once half their lines are answered: status
   ``expired``, the finished lines in the output file, the rest in the error file with code
   ``batch_expired``;
+- ``quirks.known_models`` (a model the server does not serve): the real Batch API refuses the
+  file while ``validating``: the batch goes ``failed`` with ``errors.data`` ``[{"code":
+  "model_not_found", "param": "body.model", "line": N, "message": "The provided model 'X' is not
+  supported by the Batch API."}]`` and no line is answered or billed; ``unknown_model="lines"``
+  instead lets it run and writes every line as a 404 ``model_not_found`` error line (what the
+  real API does for a model that exists but the key may not use);
 - a cancel moves a batch to ``cancelling`` and on the next retrieve to ``cancelled``, with the
   finished lines kept and the rest as ``batch_cancelled`` error lines; ``cancel``: how many of
   the first batches someone else cancels once half their lines are answered.
@@ -98,9 +104,13 @@ class FakeBatchAPI(FakeOpenAI):
         cancel: int = 0,
         max_requests: int = MAX_REQUESTS,
         max_bytes: int = MAX_BYTES,
+        unknown_model: str = "validation",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if unknown_model not in ("validation", "lines"):
+            raise ValueError(f"unknown_model: 'validation' or 'lines', not {unknown_model!r}")
+        self.unknown_model = unknown_model
         self.polls_per_state, self.lines_per_poll = polls_per_state, lines_per_poll
         self.line_outcome = line_outcome or (lambda custom_id, body, nth: "ok")
         self.expire, self.cancel, self.max_requests, self.max_bytes = expire, cancel, max_requests, max_bytes
@@ -360,6 +370,14 @@ class FakeBatchAPI(FakeOpenAI):
             if not isinstance(body, dict) or not body.get("model"):
                 return problem(
                     number, "Each request body needs a 'model'.", "missing_required_parameter", "body.model"
+                )
+            known = self.quirks.known_models
+            if known is not None and body["model"] not in known and self.unknown_model == "validation":
+                return problem(
+                    number,
+                    f"The provided model '{body['model']}' is not supported by the Batch API.",
+                    "model_not_found",
+                    "body.model",
                 )
             seen.add(data["custom_id"])
             models.add(body["model"])

@@ -152,3 +152,26 @@ def test_refusals_are_the_real_status_codes():
             urllib.request.urlopen(request, timeout=10)
         assert refused.value.code == 401
         assert json.loads(refused.value.read())["error"]["type"] == "invalid_request_error"
+
+
+def test_an_unknown_model_fails_validation_or_every_line_as_the_real_api_does():
+    from fake_quirks import Quirks
+
+    with FakeBatchAPI(quirks=Quirks(known_models=("gpt-4o-mini",))) as srv:
+        c = client(srv)
+        batch = submit(c, [line("a", model="gpt-4o-minnie"), line("b", model="gpt-4o-minnie")])
+        assert run_to_end(c, batch)[-1] == "failed"
+        done = c.batches.retrieve(batch.id)
+        error = done.errors.data[0]
+        assert (error.code, error.param, error.line) == ("model_not_found", "body.model", 1)
+        assert error.message == "The provided model 'gpt-4o-minnie' is not supported by the Batch API."
+        assert srv.batch_lines == 0 and done.output_file_id is None and done.error_file_id is None
+    with FakeBatchAPI(quirks=Quirks(known_models=("gpt-4o-mini",)), unknown_model="lines") as srv:
+        c = client(srv)
+        batch = submit(c, [line("a", model="gpt-4o-minnie")])
+        assert run_to_end(c, batch)[-1] == "completed"
+        done = c.batches.retrieve(batch.id)
+        assert done.output_file_id is None and done.request_counts.failed == 1
+        [failed] = lines_of(c, done.error_file_id)
+        assert failed["response"]["status_code"] == 404
+        assert failed["response"]["body"]["error"]["code"] == "model_not_found"

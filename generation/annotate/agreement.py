@@ -93,8 +93,13 @@ def evaluate_annotators(
     what: str | list[str] = DEFAULT_WHAT,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    executor=None,
 ) -> dict:
     """Annotate a seeded sample of ``source`` and measure agreement with its labels (see the module doc).
+
+    ``executor`` (an :class:`~recllmsim_hf.generation.llm.executors.ExecutorSpec` or its name,
+    default online) sends the sample's calls as ``annotate`` would (batch rounds under
+    ``OUT/sample/.batch/annotate``).
 
     Example:
         >>> report = evaluate_annotators(release_dir, "eval", make_runner, sample=20)  # doctest: +SKIP
@@ -130,7 +135,9 @@ def evaluate_annotators(
         [_strip(c, whats) for c in human],
         Manifest(name="annotator evaluation sample", description=f"{len(human)} conversations, seed {seed}"),
     )
-    annotation = annotate_corpus(out / SAMPLE_DIR, whats, make_runner, progress=progress, log=log)
+    annotation = annotate_corpus(
+        out / SAMPLE_DIR, whats, make_runner, progress=progress, log=log, executor=executor
+    )
     machine = {c.conversation_id: c for c in Corpus(out / SAMPLE_DIR).iter_conversations()}
     report = {
         "source": str(source) if source is not None else None,

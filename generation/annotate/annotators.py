@@ -92,8 +92,10 @@ def annotate_corpus(
     folder: ``llm_options.runner_from_options`` does that). The cost estimate is passed to
     ``log`` before any call; if the runner has a budget and the estimate is above it,
     :class:`InputError` is raised and nothing is sent. ``executor`` (default online;
-    ``generation/llm/executors``): with a batch executor every call is fetched in batch rounds
-    first (``CORPUS/.batch/annotate``), then the answers are written as online. ``shard``
+    ``generation/llm/executors``): with a batch executor the calls are fetched in batch rounds
+    (``CORPUS/.batch/annotate``) a chunk of at most 50,000 requests / 200 MB at a time, read
+    lazily from the plan as the pass reaches them (memory stays flat in the corpus size), and the
+    answers are written as online. ``shard``
     ("K/N") with ``out``: shard K of the conversations is copied to ``out`` and annotated there
     (``generation/shards.py``), so N machines can share one corpus.
 
@@ -124,11 +126,8 @@ def annotate_corpus(
             ex = make_executor(spec, runner, path, "annotate", log)
             if estimate.requests > estimate.cached:
                 loop.run(ex.check(("annotator",)))
-            jobs_runner = (
-                runner
-                if ex.name == "online"
-                else loop.run(_prefetch(ex, data, whats, overwrite, record_jobs))
-            )
+            batched = ex.name != "online"
+            jobs_runner = _prefetched(ex, data, whats, overwrite, record_jobs) if batched else runner
             counts = {w: {"requests": 0, "annotated": 0, "errors": 0, "cached": 0} for w in whats}
             with _progress_bar(progress, estimate.requests) as bar:
                 tracker = _Tracker(jobs_runner, counts, bar)
@@ -158,16 +157,21 @@ def annotate_corpus(
     }
 
 
-async def _prefetch(executor, data: Corpus, whats: list[str], overwrite: bool, record_jobs) -> Prefetched:
-    """Every call of the pass through the batch executor first; the pass then reads the answers."""
-    requests = [job.request for _, job in record_jobs]
-    for conv in data.iter_conversations():
-        if included(conv):
-            requests += [job.request for job in plan_conversation(conv, data, whats, overwrite)]
-    results = await executor.complete_all(requests)
-    runner = executor.runner
+def _prefetched(executor, data: Corpus, whats: list[str], overwrite: bool, record_jobs) -> Prefetched:
+    """The pass's calls fetched ahead through the batch executor, chunk by chunk from the lazy plan
+    (in the order the pass asks: records first, then the conversations in file order)."""
+
+    def plan():
+        for _, job in record_jobs:
+            yield job.request
+        for conv in data.iter_conversations():
+            if included(conv):
+                for job in plan_conversation(conv, data, whats, overwrite):
+                    yield job.request
+
+    spec = executor.spec
     return Prefetched(
-        runner, executor, {runner.prepare(r)[2]: res for r, res in zip(requests, results, strict=True)}
+        executor.runner, executor, plan(), max_requests=spec.max_requests, max_bytes=spec.max_bytes
     )
 
 

@@ -47,12 +47,17 @@ def endpoints_from_options(
     environ: dict[str, str] | None = None,
     api_key_env: dict[str, str] | None = None,
     warn: Callable[[str], None] | None = None,
+    role_base_url: dict[str, str] | None = None,
+    role_api_key: dict[str, str] | None = None,
+    roles: tuple[str, ...] | None = None,
 ) -> dict[str, Endpoint]:
     """Endpoints of all roles from CLI flags, then the environment.
 
     ``--model`` is every role's default; ``--simulator-model`` etc. override it. A local
     endpoint (``--base-url``) without a key gets the placeholder key ``"not-needed"``.
     ``api_key_env`` maps roles to the variable their key is read from (``--api-key-env``).
+    ``role_base_url`` / ``role_api_key`` (``--simulator-base-url`` ...) come before everything
+    but ``--api-key-env``; ``roles`` builds only those roles (the others need no key).
 
     Example:
         >>> eps = endpoints_from_options(None, "sk-x", "gpt-4o", assistant_model="gpt-4o-mini", environ={})
@@ -68,15 +73,17 @@ def endpoints_from_options(
     models = {"profile": profile_model, "simulator": simulator_model, "assistant": assistant_model}
     models["annotator"] = annotator_model
     endpoints = {}
-    for role in ROLES:
+    flag_urls, flag_keys = role_base_url or {}, role_api_key or {}
+    for role in ROLES if roles is None else [r for r in ROLES if r in roles]:
         role_model = models[role] or model
         if not role_model:
             raise InputError(f"no model for the {role} role: pass --model (or --{role}-model)")
-        role_url = env.get(f"RECLLMSIM_{role.upper()}_BASE_URL") or base_url
-        own_key = env.get(f"RECLLMSIM_{role.upper()}_API_KEY")
+        role_url = flag_urls.get(role) or env.get(f"RECLLMSIM_{role.upper()}_BASE_URL") or base_url
+        own_key = flag_keys.get(role) or env.get(f"RECLLMSIM_{role.upper()}_API_KEY")
         role_key = own_key or api_key
         if role_url is not None and not role_url.startswith(("http://", "https://")):
-            raise InputError(f"--base-url: must start with http:// or https://, but got {role_url!r}")
+            flag = f"--{role}-base-url" if flag_urls.get(role) else "--base-url"
+            raise InputError(f"{flag}: must start with http:// or https://, but got {role_url!r}")
         name = (api_key_env or {}).get(role)
         if name:
             role_key = env.get(name) or None

@@ -40,6 +40,32 @@ API_KEY = typer.Option(
     "once per --base-url; never written anywhere",
 )
 BASE_URLS, API_KEYS = BASE_URL, API_KEY  # the names the batch commands used first
+
+
+def role_base_url(role: str):
+    """``--<role>-base-url`` (repeatable, like ``--base-url``): that role's own endpoint(s)."""
+    return typer.Option(
+        None,
+        f"--{role}-base-url",
+        help=f"Endpoint of the {role} only [default: --base-url]; repeat it to share the {role}'s "
+        f"load among several servers [env RECLLMSIM_{role.upper()}_BASE_URL]",
+    )
+
+
+def role_api_key(role: str):
+    """``--<role>-api-key`` (repeatable): once for all ``--<role>-base-url`` or once per URL."""
+    return typer.Option(
+        None,
+        f"--{role}-api-key",
+        help=f"API key of the {role} only [default: --api-key; env RECLLMSIM_{role.upper()}_API_KEY]; "
+        f"once for all --{role}-base-url or once per --{role}-base-url",
+    )
+
+
+SIMULATOR_BASE_URL, SIMULATOR_API_KEY = role_base_url("simulator"), role_api_key("simulator")
+ASSISTANT_BASE_URL, ASSISTANT_API_KEY = role_base_url("assistant"), role_api_key("assistant")
+PROFILE_BASE_URL, PROFILE_API_KEY = role_base_url("profile"), role_api_key("profile")
+ANNOTATOR_BASE_URL, ANNOTATOR_API_KEY = role_base_url("annotator"), role_api_key("annotator")
 ENDPOINTS = typer.Option(
     None,
     "--endpoints",
@@ -151,6 +177,8 @@ def runner_from_options(
     endpoints_file: str | os.PathLike | None = None,
     endpoint_concurrency: int | None = None,
     executor: str = "online",
+    role_base_urls: dict[str, list[str] | str | None] | None = None,
+    role_api_keys: dict[str, list[str] | str | None] | None = None,
     **runner_kwargs,
 ):
     """An :class:`~recllmsim_hf.generation.llm.LLMRunner` from the parsed flags.
@@ -159,8 +187,10 @@ def runner_from_options(
     one's own; ``corpus=None`` with no ``cache_file``: no cache). ``roles`` keeps only those
     roles' endpoints. Extra keyword arguments (``backoff_base``, ``backoff_max``, ``transport``
     ...) go to the runner. ``base_url`` / ``api_key`` may be lists (repeated flags): several base
-    URLs or an ``endpoints_file`` make a pool (``pool.py``). ``executor="command"`` needs no key
-    (no server is called).
+    URLs or an ``endpoints_file`` make a pool (``pool.py``). ``role_base_urls`` /
+    ``role_api_keys`` (``--simulator-base-url`` ...: role -> URLs / keys) point one role elsewhere;
+    several URLs make that role's own pool (in place of an endpoints file's pool for it).
+    ``executor="command"`` needs no key (no server is called).
     """
     from . import LLMRunner, PriceTable, ResponseCache, endpoints_from_options
     from .endpoints import ROLES
@@ -174,20 +204,25 @@ def runner_from_options(
     keys = [api_key] if isinstance(api_key, str) else list(api_key or [])
     if executor == "command" and not (keys or urls or key_envs or os.environ.get("OPENAI_API_KEY")):
         keys = ["not-needed"]  # the local program is the model: no server, no key
+    role_urls, role_keys = _per_role(role_base_urls, "base-url"), _per_role(role_api_keys, "api-key")
     pools = None
+    per_endpoint = endpoint_concurrency or concurrency
     if len(urls) > 1 or len(keys) > 1 or endpoints_file is not None:
         from .pool import parse_pools
 
-        pools = parse_pools(urls, keys, per_endpoint=endpoint_concurrency or concurrency,
-                            endpoints_file=endpoints_file)  # fmt: skip
+        pools = parse_pools(urls, keys, per_endpoint=per_endpoint, endpoints_file=endpoints_file)
         first = (pools.get("*") or next(iter(pools.values())))[0]
         urls, keys = [first.base_url], [first.api_key] if first.api_key else keys[:1]
+    role_pools = _role_pools(role_urls, role_keys, per_endpoint)
+    if role_pools or (pools and set(pools) & set(role_urls)):
+        # a role's own flags replace what the endpoints file says for that role
+        pools = {**{r: v for r, v in (pools or {}).items() if r not in role_urls}, **role_pools} or None
     endpoints = endpoints_from_options(
         urls[0] if urls else None, keys[0] if keys else None, model, simulator_model, assistant_model,
-        profile_model, annotator_model, api_key_env=key_envs,
+        profile_model, annotator_model, api_key_env=key_envs, roles=roles,
+        role_base_url={r: u[0] for r, u in role_urls.items()},
+        role_api_key={r: k[0] for r, k in role_keys.items()},
     )  # fmt: skip
-    if roles is not None:
-        endpoints = {role: ep for role, ep in endpoints.items() if role in roles}
     if pools is not None:
         runner_kwargs["transport"] = _pool_transport(endpoints, pools, concurrency, timeout)
     table = PriceTable.load(prices)
@@ -215,6 +250,50 @@ def runner_from_options(
         structured_output=structured_output,
         **runner_kwargs,
     )
+
+
+def _per_role(values: dict | None, what: str) -> dict[str, list[str]]:
+    """role -> the values of its repeated ``--<role>-<what>`` flag (roles without one left out)."""
+    from recllmsim_hf.errors import InputError
+
+    from .endpoints import ROLES
+
+    out = {}
+    for role, value in (values or {}).items():
+        if role not in ROLES:
+            raise InputError(f"--{role}-{what}: unknown role {role!r}; choose from {list(ROLES)}")
+        found = [value] if isinstance(value, str) else [v for v in value or [] if v]
+        if found:
+            out[role] = found
+    return out
+
+
+def _role_pools(role_urls: dict[str, list[str]], role_keys: dict[str, list[str]], per_endpoint: int) -> dict:
+    """The pools of the roles given several ``--<role>-base-url`` (keys paired as ``--api-key``'s)."""
+    from recllmsim_hf.errors import InputError
+
+    for role, keys in role_keys.items():
+        count = len(role_urls.get(role, []))
+        if len(keys) > 1 and len(keys) != count:
+            raise InputError(
+                f"--{role}-api-key: give one key for all {count} --{role}-base-url or one per "
+                f"--{role}-base-url, but got {len(keys)}"
+            )
+    for role, urls in role_urls.items():
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                raise InputError(f"--{role}-base-url: must start with http:// or https://, but got {url!r}")
+    pools = {}
+    for role, urls in role_urls.items():
+        if len(urls) > 1:
+            from .pool import Replica
+
+            keys = role_keys.get(role, [])
+            pools[role] = [
+                Replica(url, (keys[i] if len(keys) > 1 else (keys[0] if keys else None)), per_endpoint)
+                for i, url in enumerate(urls)
+            ]
+    return pools
 
 
 def _pool_transport(endpoints: dict, pools: dict, concurrency: int, timeout: float):

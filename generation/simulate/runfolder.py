@@ -76,10 +76,15 @@ def _entries(corpus: Path) -> set[str]:
 
 
 def _paid_for(corpus: Path, created: set[str]) -> bool:
-    """Whether this run wrote anything worth keeping: conversations, profiles or paid LLM calls."""
+    """Whether this run wrote anything worth keeping: conversations, profiles, paid LLM calls, or a
+    batch round that holds answers or a batch still open at the server (removing its ids would
+    make a rerun send, and pay for, the same batch again)."""
     for name in (CONVERSATIONS, PROFILES):
         if name in created and (corpus / name).stat().st_size:
             return True
+    rounds = [rel for rel in created if rel.startswith(".batch/") and rel.endswith("/state.json")]
+    if any(_batch_paid(corpus / rel) for rel in rounds):
+        return True
     cache = corpus / CACHE_FILE
     if CACHE_FILE.as_posix() in created and cache.stat().st_size:
         import sqlite3
@@ -90,6 +95,20 @@ def _paid_for(corpus: Path, created: set[str]) -> bool:
         except sqlite3.Error:
             return True  # cannot tell: keep it
     return False
+
+
+def _batch_paid(state_file: Path) -> bool:
+    """Whether a batch round (``generation/llm/executors/roundfiles.py``) got answers or has a batch
+    open at the server; a batch that failed validation or whose lines all failed cost nothing."""
+    try:
+        state = json.loads(state_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True  # cannot tell: keep it
+    for part in state.get("parts", []):  # uploaded: its batch may exist (found by its file on a rerun)
+        if part.get("file_id") and not part.get("downloaded") and part.get("status") != "failed":
+            return True
+    answers = [state_file.parent / "output.jsonl", *state_file.parent.glob("part-*.output.jsonl")]
+    return any(path.is_file() and path.stat().st_size for path in answers)
 
 
 def _undo(corpus: Path, existed: bool, before: set[str]) -> None:

@@ -130,23 +130,60 @@ def make_executor(spec: ExecutorSpec | str | None, runner, corpus: str | Path, r
 
 
 class Prefetched:
-    """A runner look-alike serving answers fetched beforehand (by a batch executor), for code that
-    calls ``complete`` one request at a time; a request asked twice replays from the cache.
+    """A runner look-alike serving answers a batch executor fetches ahead, for code that calls
+    ``complete`` one request at a time in the order of ``plan`` (an iterable of the same requests).
+
+    ``plan`` is read lazily, a *chunk* at a time: at most ``max_requests`` requests or
+    ``max_bytes`` of bodies (the Batch API's limits by default), sent through the executor as
+    rounds of their own when ``complete`` first asks for a request the chunks held do not answer.
+    Only the last two chunks' answers are held, so memory stays flat in the plan's length. A
+    request asked again later, or not in the plan, is answered by the executor alone (a cached
+    answer replays; nothing is sent twice).
 
     Example:
-        >>> Prefetched(runner, {}).endpoints is runner.endpoints  # doctest: +SKIP
+        >>> Prefetched(runner, executor, iter(requests)).endpoints is runner.endpoints  # doctest: +SKIP
         True
     """
 
-    def __init__(self, runner, executor, results: dict[str, Any]):
-        self._runner, self._executor, self._results = runner, executor, results
+    KEEP = 2
+
+    def __init__(self, runner, executor, plan, *, max_requests: int = 50_000, max_bytes: int = 200 * 1024**2):
+        self._runner, self._executor, self._plan = runner, executor, iter(plan)
+        self.max_requests, self.max_bytes = max_requests, max_bytes
+        self._chunks: list[dict[str, Any]] = []
+        self._fetched, self._exhausted, self._lock = 0, False, None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._runner, name)
 
     async def complete(self, request):
+        import asyncio
+
         _, _, key = self._runner.prepare(request)
-        found = self._results.pop(key, None)
-        if found is not None:
-            return found
-        return (await self._executor.complete_all([request]))[0]
+        self._lock = self._lock or asyncio.Lock()
+        while True:
+            for chunk in self._chunks:
+                if key in chunk:
+                    return chunk[key]
+            if self._exhausted:
+                async with self._lock:  # the executor drives one set of items at a time
+                    return (await self._executor.complete_all([request]))[0]
+            seen = self._fetched
+            async with self._lock:
+                if self._fetched == seen:  # nobody fetched the next chunk while this one waited
+                    await self._fetch()
+
+    async def _fetch(self) -> None:
+        requests, size, last = [], 0, True
+        for request in self._plan:
+            requests.append(request)
+            size += len(self._runner.prepare(request)[1])
+            if len(requests) >= self.max_requests or size >= self.max_bytes:
+                last = False
+                break
+        if requests:
+            results = await self._executor.complete_all(requests)
+            keys = [self._runner.prepare(r)[2] for r in requests]
+            self._chunks = [*self._chunks, dict(zip(keys, results, strict=True))][-self.KEEP :]
+        self._exhausted = last  # only now: a caller that sees it finds the last chunk's answers
+        self._fetched += 1

@@ -37,6 +37,7 @@ class CommandBackend:
     """See the module docstring."""
 
     name = "command"
+    splits = False  # one local program: the endpoints are not used
 
     def __init__(self, spec: ExecutorSpec, *, log: Callable | None = None):
         self.spec, self.argv = spec, shlex.split(spec.batch_command)

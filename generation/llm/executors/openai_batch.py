@@ -9,8 +9,13 @@ as it is known, so a rerun after kill -9 polls the same batch instead of sending
 between creating a batch and writing its id is covered by looking the batch up by its input file.
 
 ``expired`` and ``cancelled`` batches are downloaded like completed ones (the finished lines are
-kept, the rest go into the next round); a ``failed`` batch (its input was refused) is a
-:class:`ServiceError` naming the line and the reason.
+kept, the rest go into the next round); a ``failed`` batch (the API refused its input while
+``validating``: an unknown model, a malformed line) is a :class:`ServiceError` naming the model,
+the endpoint, the line and the server's message, raised before any other round: nothing of it was
+answered or billed; the round's other batches stop being polled (their ids are kept, see
+``generation/simulate/runfolder.py``), and a rerun polls them and sends the failed one again.
+Error lines of an unknown model (404) or a refused parameter (400) stop the run through the
+fail-fast rule of ``rounds.py`` after that one round.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pathlib import Path
 from recllmsim_hf.corpus import atomic_write_text
 from recllmsim_hf.errors import ServiceError
 
+from ..guard import OPENAI_URL
 from . import ExecutorSpec
 from .roundfiles import URL, part_bytes
 
@@ -41,10 +47,27 @@ def combine(folder: Path, parts: list[dict]) -> None:
         atomic_write_text(folder / f"{kind}.jsonl", "".join(chunks))
 
 
+def failed_line(batch, endpoint, label: str, folder: Path) -> str:
+    """The one line of a batch the API refused while validating (an unknown model, a bad line)."""
+    first = (batch.errors.data or [None])[0] if batch.errors else None
+    if first is None:
+        why = "no reason given"
+    else:
+        where = f"line {first.line}: " if first.line is not None else ""
+        why = f"{where}{first.message or 'no message'}" + (f" ({first.code})" if first.code else "")
+    return (
+        f"{endpoint.model} at {endpoint.base_url or OPENAI_URL}: {label}: batch {batch.id} failed "
+        f"validation ({why}); nothing of it was answered or billed; fix the model name or the request "
+        f"(--model, --param, --model-rules) and rerun (a rerun sends this batch again and polls the "
+        f"round's others; the round is {folder})"
+    )
+
+
 class OpenAIBatchBackend:
     """See the module docstring."""
 
     name = "openai-batch"
+    splits = True  # a round's lines of a role with several endpoints go to all of them (rounds.py)
 
     def __init__(self, spec: ExecutorSpec, *, timeout: float = 60.0, log: Callable | None = None):
         self.spec, self.timeout = spec, timeout
@@ -52,14 +75,14 @@ class OpenAIBatchBackend:
         self._clients: dict = {}
 
     async def run(self, folder: Path, state: dict, save: Callable, endpoint_of: Callable) -> None:
+        targets = [(part, endpoint_of(part["group"])) for part in state["parts"]]
+        tasks = [asyncio.ensure_future(self._part(folder, state, p, save, ep)) for p, ep in targets]
         try:
-            await asyncio.gather(
-                *(
-                    self._part(folder, state, part, save, endpoint_of(part["group"]))
-                    for part in state["parts"]
-                )
-            )
+            await asyncio.gather(*tasks)
         finally:
+            for task in tasks:  # one part failed: the others stop where they are (their ids are saved)
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             for client in self._clients.values():
                 await client.close()
             self._clients.clear()
@@ -88,7 +111,9 @@ class OpenAIBatchBackend:
                 f"{where} refused the key ({what}: HTTP {e.status_code}); check --api-key"
             ) from None
         except openai.APIStatusError as e:
-            message = str(e.message).splitlines()[0][:200] if e.message else "no message"
+            body = e.body if isinstance(e.body, dict) else {}  # the SDK's: the body's "error" object
+            text = body.get("message") if isinstance(body.get("message"), str) else e.message
+            message = str(text).splitlines()[0][:200] if text else "no message"
             raise ServiceError(f"{where}: {what} failed (HTTP {e.status_code}: {message})") from None
         except openai.APIConnectionError as e:
             cause = type(e.__cause__ or e).__name__
@@ -97,6 +122,9 @@ class OpenAIBatchBackend:
     async def _part(self, folder: Path, state: dict, part: dict, save: Callable, endpoint) -> None:
         if part.get("downloaded"):
             return
+        if part.get("status") == "failed":  # refused by a run before: sent again (it cost nothing)
+            for name in ("file_id", "batch_id", "status"):
+                part.pop(name, None)
         client, label = self._client(endpoint), f"batch round {state['round']} part {part['index']}"
         if not part.get("file_id"):
             name = f"{folder.name}-part-{part['index']:03d}.jsonl"
@@ -116,12 +144,8 @@ class OpenAIBatchBackend:
         batch = await self._poll(client, endpoint, part["batch_id"], label)
         part["status"] = batch.status
         if batch.status == "failed":
-            first = (batch.errors.data or [None])[0] if batch.errors else None
-            why = f"line {first.line}: {first.message}" if first else "no reason given"
-            raise ServiceError(
-                f"{label}: batch {batch.id} failed ({why}); see {folder / 'input.jsonl'}; "
-                f"delete {folder} to send the round again"
-            )
+            save()  # nothing of it runs at the server any more (see runfolder._batch_paid)
+            raise ServiceError(failed_line(batch, endpoint, label, folder))
         for kind, file_id in (("output", batch.output_file_id), ("errors", batch.error_file_id)):
             data = b""
             if file_id:

@@ -21,6 +21,13 @@ enter a round (a replay costs nothing, as online); the round's files are describ
 - ``--budget-usd`` is checked before each round against its worst case (every prompt at one
   token per 3 bytes of body, every completion at its cap or the model rule's reservation), at
   the batch price.
+- A role with several endpoints (``--base-url`` twice, ``--simulator-base-url`` twice, an
+  endpoints file) has each round's lines split over them by the ``openai-batch`` back end: even
+  blocks of the sorted lines, one Files upload and one batch per endpoint with that endpoint's
+  key; an endpoint the check before the run could not reach is left out (also for the parts of an
+  open round a stopped run had not uploaded yet). The custom_id stays the
+  request's cache key (which names the role's first endpoint), so the cache and a resume do not
+  depend on the split. The ``command`` back end runs locally: it ignores the endpoints.
 - Resume: after kill -9 a rerun replays every applied round from the cache, finishes a round
   that was open (an openai batch is polled again, not sent again), reads a round that was
   downloaded but not applied, and goes on with the next round number.
@@ -198,10 +205,17 @@ class BatchExecutor:
             self._sent[key] = (mode, raw, cap)
         number, folder = self._next, self.folder / f"round-{self._next:04d}"
         self._next += 1
-        rows = []
+        by_group: dict[tuple, list] = {}
         for key, (call, _, raw, _) in sent.items():
             group = (call.endpoint.base_url or "", call.endpoint.model)
-            rows.append((group, key, batch_line(key, raw.decode("utf-8"))))
+            by_group.setdefault(group, []).append((key, call.endpoint, raw))
+        rows = []
+        for (_, model), entries in by_group.items():
+            entries.sort(key=lambda entry: entry[0])
+            targets = self._targets(entries[0][1])
+            for i, (key, _, raw) in enumerate(entries):  # even blocks of the sorted lines per replica
+                url = targets[i * len(targets) // len(entries)]
+                rows.append(((url, model), key, batch_line(key, raw.decode("utf-8"))))
         rows.sort()
         lines = [(group, line) for group, _, line in rows]
         parts = split_parts(lines, self.spec.max_requests, self.spec.max_bytes)
@@ -250,6 +264,7 @@ class BatchExecutor:
                 continue
             if state["status"] == "open":
                 self.log(f"batch round {state['round']}: resuming the round a stopped run left open")
+                self._reroute(state)
                 await self._execute(folder, state)
             # Read again on every start until applied: its answers are settled when asked for.
             self._raw.update(self._answers(folder))
@@ -267,11 +282,53 @@ class BatchExecutor:
                 write_state(folder, state)
                 self._reread.remove(folder)
 
+    def _replicas(self, endpoint) -> list:
+        """The pool replicas of ``endpoint`` when the back end splits rounds over them, else []."""
+        if not getattr(self.backend, "splits", False):
+            return []
+        replicas = getattr(self.runner.transport, "replicas", None)
+        return (replicas(endpoint) or []) if replicas is not None else []
+
+    def _targets(self, endpoint) -> list[str]:
+        """The base URLs a round's lines of ``endpoint`` are split over: its replicas that are not
+        set aside (an unreachable one is set aside by the check before the run), or itself."""
+        replicas = self._replicas(endpoint)
+        up = [r for r in replicas if r.down_until <= time.monotonic()] or replicas
+        return [r.base_url for r in up] or [endpoint.base_url or ""]
+
+    def _reroute(self, state: dict) -> None:
+        """Parts of an open round that were not uploaded and whose endpoint is set aside now (the
+        check could not reach it) or no longer given go to an endpoint of the same pool that is up."""
+        for part in state["parts"]:
+            base_url, model = part["group"]
+            if part.get("file_id") or part.get("downloaded"):
+                continue
+            pools = [(self._replicas(ep), ep) for _, ep in sorted(self.runner.endpoints.items())]
+            pools = [(replicas, ep) for replicas, ep in pools if replicas and ep.model == model]
+            # the pool that holds the part's endpoint, else (its URL no longer given) one of the model's
+            pools.sort(key=lambda pool: all(r.base_url != base_url for r in pool[0]))
+            if not pools:
+                continue
+            replicas, endpoint = pools[0]
+            mine = [r for r in replicas if r.base_url == base_url]
+            if mine and mine[0].down_until <= time.monotonic():
+                continue  # still up: it goes where it was meant to
+            target = self._targets(endpoint)[0]
+            if target != base_url:
+                self.log(f"batch round {state['round']} part {part['index']}: {base_url} is not "
+                         f"reachable; sending the part to {target}")  # fmt: skip
+                part["group"] = [target, model]
+
     def _endpoint_of(self, group: list) -> object:
         base_url, model = group
         for endpoint in self.runner.endpoints.values():
             if (endpoint.base_url or "") == base_url and endpoint.model == model:
                 return endpoint
+        for endpoint in self.runner.endpoints.values():
+            for replica in self._replicas(endpoint) if endpoint.model == model else []:
+                if replica.base_url == base_url:  # with that replica's own key
+                    key = replica.api_key or endpoint.api_key
+                    return endpoint.model_copy(update={"base_url": replica.base_url, "api_key": key})
         raise InputError(
             f"a batch round of this corpus was sent to {base_url or 'the OpenAI API'} with model {model!r}, "
             "which no role uses now; rerun with the same --base-url and --model, or delete CORPUS/.batch"

@@ -191,3 +191,21 @@ def test_kappa_is_null_when_undefined_and_quadratic_weights_count_distance():
     assert got["quality"]["diversity"]["exact"] == 0.0 and got["quality"]["diversity"]["mean_abs_diff"] == 1.5
     assert got["quality"]["diversity"]["weighted_kappa"] == pytest.approx(1 - 5 / 3, abs=1e-6)  # by hand
     assert got["quality"]["memorization"]["n"] == 0 and got["quality"]["memorization"]["exact"] is None
+
+
+def test_evaluate_runs_through_the_batch_api_with_the_same_report(evaluated, staged, tmp_path):
+    from batch_server import FakeBatchAPI
+    from recllmsim_hf.generation.llm.executors import ExecutorSpec
+
+    _, online, replier, _, _ = evaluated
+    spec = ExecutorSpec.parse("openai-batch", poll_interval=0.001, poll_max=0.01)
+    with FakeBatchAPI(json_replier=replier) as srv:
+        make_runner = partial(runner_from_options, base_url=srv.base_url, api_key=KEY, model="gpt-4o-mini")
+        report = evaluate_annotators(staged.path, tmp_path / "eval", make_runner, sample=SAMPLE, seed=SEED,
+                                     progress=False, executor=spec)  # fmt: skip
+        assert srv.count == 0 and srv.batches and srv.batch_lines == report["annotation"]["usage"]["calls"]
+    assert report["agreement"] == online["agreement"]
+    assert report["annotation"]["executor"]["executor"] == "openai-batch"
+    cost = online["annotation"]["usage"]["cost_usd"]
+    assert report["annotation"]["usage"]["cost_usd"] == pytest.approx(cost / 2)
+    assert sorted(p.name for p in (tmp_path / "eval/sample/.batch/annotate").iterdir())[0] == "round-0000"

@@ -135,3 +135,23 @@ def test_the_endpoints_file(tmp_path):
             parse_pools([], [], per_endpoint=1, endpoints_file=path, environ={})
     with pytest.raises(InputError, match="--api-key: give one key for all 3 --base-url or one per"):
         parse_pools(["http://a/v1", "http://b/v1", "http://c/v1"], ["k1", "k2"], per_endpoint=1, environ={})
+
+
+def test_role_flags_make_that_roles_pool_and_replace_the_files(tmp_path):
+    path = tmp_path / "endpoints.yaml"
+    path.write_text("endpoints:\n  - {base_url: http://b:1/v1, roles: [assistant, simulator]}\n")
+    runner = runner_from_options(
+        None, api_key="sk-all", model="m", endpoints_file=path, roles=("simulator", "assistant"),
+        role_base_urls={"simulator": ["http://s1:1/v1", "http://s2:1/v1"], "assistant": "http://c:1/v1"},
+        role_api_keys={"simulator": ["k1", "k2"]},
+    )  # fmt: skip
+    assert sorted(runner.endpoints) == ["assistant", "simulator"]
+    assert runner.endpoints["assistant"].base_url == "http://c:1/v1"
+    assert runner.endpoints["assistant"].api_key == "sk-all"
+    simulator = runner.endpoints["simulator"]
+    assert (simulator.base_url, simulator.api_key) == ("http://s1:1/v1", "k1")
+    pools = runner.transport.pools
+    assert sorted(pools) == ["simulator"]  # the file's pool of both roles is replaced by their flags
+    replicas = [(r.base_url, r.api_key) for r in pools["simulator"]]
+    assert replicas == [("http://s1:1/v1", "k1"), ("http://s2:1/v1", "k2")]
+    assert runner.transport.replicas(runner.endpoints["assistant"]) is None
