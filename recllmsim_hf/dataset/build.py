@@ -71,6 +71,13 @@ def build_dataset(
         shutil.rmtree(work, ignore_errors=True)
         raise
     finally:
+        from recllmsim_hf.dataset.configs import forget
+        from recllmsim_hf.dataset.human_configs import forget_human
+
+        # freed here, with the collector still off (left for the interpreter's exit, the parsed
+        # corpus took longer to free than the card took to write)
+        forget()
+        forget_human()
         if collecting:
             gc.enable()
     return summary

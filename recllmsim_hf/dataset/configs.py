@@ -83,6 +83,11 @@ def conversation_lines(corpus: Path) -> Iterator[dict]:
     return iter(_memo[key])
 
 
+def forget() -> None:
+    """Drop the kept corpus (a build calls this when its passes are done)."""
+    _memo.clear()
+
+
 def remember(corpus: Path, conversations: list[dict]) -> None:
     """Hand over the parsed lines of a corpus just written (they must equal its file's lines)."""
     path = corpus / CONVERSATIONS

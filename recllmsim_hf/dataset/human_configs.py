@@ -81,6 +81,11 @@ def human_lines(corpus: Path) -> list[dict]:
     return _memo[key]
 
 
+def forget_human() -> None:
+    """Drop the kept human conversations (a build calls this when its passes are done)."""
+    _memo.clear()
+
+
 def remember_human(corpus: Path, conversations: list[dict]) -> None:
     """Hand over the parsed lines of ``human_conversations.jsonl`` just written (staging)."""
     path = Path(corpus) / HUMAN_CONVERSATIONS
