@@ -7,15 +7,16 @@
    online requests (must be 0), the batch lines against the requests the conversations made,
    and the cost at the batch price against the same tokens at the online price (ratio 0.5 for
    gpt-4o-mini).
-2. ``endpoints``: 64 conversations online against one server and against two, each server working
-   on at most ``-c`` requests at once with ``--latency`` seconds each (the rest wait in its
-   queue; tests/capped_server.py); the client keeps up to 2 x C requests on each server
+2. ``endpoints``: 256 conversations (``--endpoint-conversations``: enough that the last long
+   conversations, which leave servers idle, weigh little) online against one server and against
+   two, each server working on at most ``-c`` requests at once with ``--latency`` seconds each
+   (the rest wait in its queue; tests/capped_server.py); the client keeps up to 2 x C requests on each server
    (``--concurrency 2C`` with one server; ``--concurrency 4C --endpoint-concurrency 2C`` with two),
    so both runs give each server the same queue. Each server is a process of its own, as real
    servers are (in the client's process they would share its interpreter lock and measure that
    instead). Prints requests per second and the two/one ratio (must be >= 1.8).
 
-    .venv/bin/python benchmarks/bench_batch.py                 # 256 conversations; 64 with C=8, 0.2 s
+    .venv/bin/python benchmarks/bench_batch.py                 # 256 conversations each; C=8, 0.2 s
     .venv/bin/python benchmarks/bench_batch.py -n 64 --only batch
 """
 
@@ -162,7 +163,7 @@ def main() -> None:
     p.add_argument("-c", "--capacity", type=int, default=8, help="requests each server works on at once")
     p.add_argument("--latency", type=float, default=0.2, help="seconds per request on a server")
     p.add_argument(
-        "--endpoint-conversations", type=int, default=64, help="conversations of the endpoints run"
+        "--endpoint-conversations", type=int, default=256, help="conversations of the endpoints run"
     )
     p.add_argument("--only", choices=("batch", "endpoints"))
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # one server of the endpoints run
