@@ -228,6 +228,8 @@ def parse_human_file(
             bad(key, None, "required field is missing")
     if "task_type" in data and data["task_type"] != folder:
         bad("task_type", data["task_type"], f"differs from its folder {folder!r}")
+    if "task_context" in data and not isinstance(data["task_context"], str):
+        bad("task_context", data["task_context"], "must be a string")
     if len(problems) > before:
         return None
     history = data["history"]

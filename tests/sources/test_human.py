@@ -271,7 +271,9 @@ BAD = [
     (V0, _set(["history", 3, "hallucination"], {"否": 1}), r"history\[3\]\.hallucination: must be one of"),
     (V0, _set(["profile", "gender"], ["Male"]), r"profile\.gender: must be one of"),
     (V0, _set(["profile", "background"], {"a": 1}), r"profile\.background: unknown background"),
-    (V0, _set(["task_context"], None), r"scenario_zh: Input should be a valid string"),
+    # named by the release's key, not the record's field (scenario_zh)
+    (V0, _set(["task_context"], None), r"task_context: must be a string, but got None$"),
+    (R0, _set(["task_context"], ["旅行"]), r"task_context: must be a string, but got \['旅行'\]$"),
     # every file of both studies has these, so they are required
     (R0, _drop("task_type"), r"task_type: required field is missing, but got None$"),
     (V0, _drop("profile"), r"profile: required field is missing, but got None$"),
