@@ -53,15 +53,17 @@ Example (in a test)::
 
 from __future__ import annotations
 
+import argparse
 import email.parser
 import email.policy
 import hashlib
 import json
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
 
-from fake_openai import FakeOpenAI
+from fake_openai import FakeOpenAI, server_args, standalone_replier
 
 ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/completions")
 MAX_REQUESTS = 50_000
@@ -397,3 +399,21 @@ class FakeBatchAPI(FakeOpenAI):
                 "mixed_models",
             )
         return None, lines
+
+
+def _main(argv: list[str] | None = None) -> None:
+    p = server_args(
+        argparse.ArgumentParser(description="Local OpenAI Batch API server (prints its base URL).")
+    )
+    p.add_argument("--polls-per-state", type=int, default=1)
+    p.add_argument("--lines-per-poll", type=int, default=None)
+    p.add_argument("--unknown-model", choices=["validation", "lines"], default="validation")
+    args = vars(p.parse_args(argv))
+    try:
+        FakeBatchAPI(json_replier=standalone_replier, **args).serve_forever()
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    _main()

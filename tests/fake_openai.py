@@ -352,8 +352,33 @@ class FakeOpenAI:
         asyncio.run(main())
 
 
-def _main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description="Fake OpenAI-compatible server (prints its base URL).")
+def standalone_replier(schema: dict, messages: list[dict], body: dict) -> Any:
+    """The structured replies of the server run on its own: distinct profiles, each with a dislike,
+    for ``recllmsim generate profiles`` (a schema with ``profiles``); :func:`example_for` otherwise."""
+    if "profiles" not in schema.get("properties", {}):
+        return example_for(schema, messages, body)
+    rng = random.Random(json.dumps(messages, sort_keys=True) + str(body.get("seed")))
+    drafts = []
+    for _ in range(5):
+        j = rng.randrange(10**9)
+        drafts.append(
+            {
+                "gender": rng.choice(["Female", "Male"]),
+                "age": str(18 + j % 60),
+                "personality": [f"trait {j}", "dislikes noise"],
+                "occupation": f"occupation {j}",
+                "daily_interests_and_hobbies": [f"hobby {j}"],
+                "travel_habits": [f"trips to place {j}"],
+                "dining_preferences": [f"dish {j}", f"avoids food {j}"],
+                "spending_habits": [f"saves for {j}"],
+                "other_aspects": [f"pet {j}"],
+            }
+        )
+    return {"profiles": drafts}
+
+
+def server_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The command-line options of :class:`FakeOpenAI` (shared with ``batch_server.py``)."""
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
@@ -364,9 +389,16 @@ def _main(argv: list[str] | None = None) -> None:
     p.add_argument("--hang-seconds", type=float, default=30.0)
     p.add_argument("--quirks", choices=sorted(PRESETS), default=None)
     p.add_argument("--goodbye", default=END_PHRASE)
+    return p
+
+
+def _main(argv: list[str] | None = None) -> None:
+    p = server_args(
+        argparse.ArgumentParser(description="Fake OpenAI-compatible server (prints its base URL).")
+    )
     args = vars(p.parse_args(argv))
     try:
-        FakeOpenAI(**args).serve_forever()
+        FakeOpenAI(json_replier=standalone_replier, **args).serve_forever()
     except KeyboardInterrupt:
         sys.exit(0)
 

@@ -85,6 +85,30 @@ def test_kill_9_then_the_same_command_sends_nothing_twice(tmp_path, moment):
         assert sorted(ids) == sorted(srv.batches)
 
 
+def test_an_open_batch_of_an_endpoint_no_role_uses_now_names_the_rounds_folder(tmp_path):
+    out = corpus(tmp_path)
+    with FakeBatchAPI(end_after=3, polls_per_state=10**6) as srv:  # the batch stays validating
+        args = ["generate", "conversations", "-n", 2, "--out", out, "--executor", "openai-batch"]
+        args += ["--batch-poll", 0.01, "-q"]
+        proc = subprocess.Popen(
+            [RECLLMSIM, *map(str, args), "--base-url", srv.base_url],
+            env=env(),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_until(lambda: any(s["parts"][0].get("batch_id") for s in states(out)), proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        with FakeBatchAPI(end_after=3) as other:
+            line = one_line_error(run(*args, "--base-url", other.base_url), 2)
+            assert other.uploads == 0
+    assert line == (
+        f"recllmsim: error: a batch round of this corpus was sent to {srv.base_url} with model "
+        "'gpt-4o-mini', which no role uses now; rerun with the same --base-url and --model, or delete "
+        f"{out}/.batch/conversations (its unfinished rounds are then sent, and paid for, again)"
+    )
+
+
 def test_the_command_executor_through_the_cli(tmp_path):
     out = corpus(tmp_path)
     command = f"{sys.executable} {STAND_IN} -i {{input}} -o {{output}} --model {{model}}"

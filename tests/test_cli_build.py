@@ -208,3 +208,23 @@ def test_a_corpus_line_that_is_not_utf8_is_one_problem_and_build_keeps_the_previ
     result = run("build", "--source", str(corpus), "--out", "ds", "-q", cwd=tmp_path)
     assert result.returncode == 2 and result.stderr == f"recllmsim: error: {expected}\n"
     assert {p: p.read_bytes() for p in (tmp_path / "ds").rglob("*") if p.is_file()} == before
+
+
+def test_a_build_folder_given_as_source_is_named_as_such(tmp_path):
+    """A build folder is neither a release nor a corpus; its hidden marker (a .json file) does not
+    make it look like a task folder."""
+    from tiny_corpus import write_tiny_corpus
+
+    corpus = write_tiny_corpus(tmp_path / "corpus")
+    assert run("build", "--source", str(corpus), "--out", "ds", "-q", cwd=tmp_path).returncode == 0
+    expected = (
+        f"recllmsim: error: {tmp_path / 'ds'}: a folder written by `recllmsim build` (parquet shards and a "
+        "card), not a release or corpus; pass the release or corpus it was built from\n"
+    )
+    for args in (
+        ["validate", str(tmp_path / "ds")],
+        ["build", "--source", str(tmp_path / "ds"), "--out", "b2"],
+    ):
+        result = run(*args, cwd=tmp_path)
+        assert result.returncode == 2 and result.stderr == expected, result.stderr
+    assert not (tmp_path / "b2").exists()

@@ -46,6 +46,8 @@ def test_help_lists_commands_in_work_order_uncut():
     assert "Build every config of the source (nine for the release) as parquet shards plus a card" in flat
     assert "Publish a build folder as a Hub dataset repo in one commit that replaces the previous" in flat
     assert "--plots draws Figures 5 and 6 and the comparison." in flat
+    # both baseline commands are named, not only intent detection
+    assert "intent detection (the paper's Table 4, ours, LLMs) and profile identification" in flat
 
 
 @pytest.mark.parametrize("path", [(), ("generate",), ("baseline",), ("scenarios",)])

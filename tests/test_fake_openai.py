@@ -109,3 +109,32 @@ def test_separate_process_prints_its_url_and_serves():
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+@pytest.mark.parametrize("name", ["fake_openai.py", "batch_server.py"])
+def test_the_servers_run_on_their_own_serve_the_readme_commands(name, tmp_path):
+    """As a user runs them (`python tests/fake_openai.py`, `python tests/batch_server.py`): the
+    profiles they write are distinct and have dislikes, so `generate profiles` succeeds, and the
+    batch server runs `--executor openai-batch`."""
+    recllmsim = str(Path(sys.executable).parent / "recllmsim")
+    script = Path(__file__).with_name(name)
+    proc = subprocess.Popen([sys.executable, str(script), "--port", "0"], stdout=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/v1")
+        flags = ["--base-url", url, "--api-key", "sk-local", "-q"]
+        if name == "batch_server.py":
+            flags += ["--executor", "openai-batch", "--batch-poll", "0.01"]
+        out = tmp_path / "corpus"
+        for command in (["profiles", "-n", "6"], ["conversations", "-n", "3"]):
+            made = subprocess.run(
+                [recllmsim, "generate", *command, "--out", str(out), *flags, "--json"],
+                capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            assert made.returncode == 0, made.stderr
+            assert json.loads(made.stdout)["generated"] == int(command[2])
+        assert len((out / "profiles.jsonl").read_text().splitlines()) == 6
+        assert (out / ".batch").is_dir() == (name == "batch_server.py")
+    finally:
+        proc.terminate()
+        proc.wait(5)

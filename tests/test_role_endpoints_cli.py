@@ -52,6 +52,14 @@ def test_the_simulator_over_two_servers_and_the_assistant_on_a_third(tmp_path):
         (["--simulator-base-url", "http://127.0.0.1:9/v1"] * 3 + ["--simulator-api-key", "k1"] * 2,
          "--simulator-api-key: give one key for all 3 --simulator-base-url or one per --simulator-base-url, "
          "but got 2"),
+        # keys of a role without its own URLs (it shares --base-url): never "one key for all 0 ..."
+        (["--base-url", "http://127.0.0.1:9/v1", "--base-url", "http://127.0.0.1:8/v1",
+          "--simulator-api-key", "k1", "--simulator-api-key", "k2"],
+         "--simulator-api-key: several keys pair with several --simulator-base-url, but got 2 keys and no "
+         "--simulator-base-url; give the key once, or one --simulator-base-url per key"),
+        (["--simulator-base-url", "http://127.0.0.1:9/v1", "--api-key", "k1", "--api-key", "k2"],
+         "--api-key: several keys pair with several --base-url, but got 2 keys and no --base-url; "
+         "give the key once, or one --base-url per key"),
         (["--assistant-base-url", "127.0.0.1:9/v1"], "--assistant-base-url: must start with http:// or https://"),
         (["--assistant-base-url", "http://127.0.0.1:9/v1", "--assistant-base-url", "ftp://x"],
          "--assistant-base-url: must start with http:// or https://, but got 'ftp://x'"),

@@ -274,6 +274,11 @@ def _role_pools(role_urls: dict[str, list[str]], role_keys: dict[str, list[str]]
 
     for role, keys in role_keys.items():
         count = len(role_urls.get(role, []))
+        if len(keys) > 1 and count == 0:
+            raise InputError(
+                f"--{role}-api-key: several keys pair with several --{role}-base-url, but got {len(keys)} "
+                f"keys and no --{role}-base-url; give the key once, or one --{role}-base-url per key"
+            )
         if len(keys) > 1 and len(keys) != count:
             raise InputError(
                 f"--{role}-api-key: give one key for all {count} --{role}-base-url or one per "

@@ -76,6 +76,11 @@ def parse_pools(
     """role (or ``"*"`` for every role) -> replicas, from the flags and the endpoints file."""
     env = os.environ if environ is None else environ
     pools: dict[str, list[Replica]] = {}
+    if len(api_keys) > 1 and not base_urls:
+        raise InputError(
+            f"--api-key: several keys pair with several --base-url, but got {len(api_keys)} keys and no "
+            "--base-url; give the key once, or one --base-url per key"
+        )
     if len(api_keys) > 1 and len(api_keys) != len(base_urls):
         raise InputError(
             f"--api-key: give one key for all {len(base_urls)} --base-url or one per --base-url, "

@@ -163,12 +163,21 @@ def compare_studies(path: str | os.PathLike) -> dict | None:
     }
 
 
+def _cell(value) -> str | None:
+    """A count as ``1,856``, a mean with the 4 decimals it is kept with (``0.9000``, not ``0.9``;
+    fewer would round a rounded number twice)."""
+    if value is None:
+        return None
+    return f"{value:,}" if isinstance(value, int) else f"{value:,.4f}"
+
+
 def render_comparison(comparison: dict) -> list[str]:
-    """The comparison as text lines (tables)."""
+    """The comparison as text lines (tables): counts with thousands separators, means with 4 fixed
+    decimals."""
     groups = comparison["groups"]
     names = list(groups)
     rows = [
-        [label] + [groups[g][key] for g in names]
+        [label] + [_cell(groups[g][key]) for g in names]
         for label, key in (
             ("conversations", "conversations"),
             ("people", "people"),
@@ -178,7 +187,9 @@ def render_comparison(comparison: dict) -> list[str]:
             ("chars / assistant reply", "assistant_reply_chars"),
         )
     ]
-    rows += [[f"rating: {m}"] + [groups[g]["ratings"][m] for g in names] for m in comparison["metrics"]]
+    rows += [
+        [f"rating: {m}"] + [_cell(groups[g]["ratings"][m]) for g in names] for m in comparison["metrics"]
+    ]
     out = ["", "Synthetic vs human users (Chinese text; lengths in characters)"]
     out += _grid([""] + names, rows)
     out += ["", "Intents: share of labelled user utterances"]
@@ -193,13 +204,19 @@ def render_comparison(comparison: dict) -> list[str]:
     rows = []
     for g in names:
         for task, r in groups[g]["ratings_per_task"].items():
-            rows.append([g, task, r["conversations"]] + [r[m] for m in comparison["metrics"]])
+            rows.append([g, task, _cell(r["conversations"])] + [_cell(r[m]) for m in comparison["metrics"]])
     out += _grid(["group", "task", "#conv."] + comparison["metrics"], rows)
     models = comparison["assistant_models"]
     out += ["", f"{models['study']} per assistant model"]
     rows = [
-        [name, r["conversations"], r["people"], r["turns_per_conversation"], r["assistant_reply_chars"]]
-        + [r["ratings"][m] for m in comparison["metrics"]]
+        [
+            name,
+            _cell(r["conversations"]),
+            _cell(r["people"]),
+            _cell(r["turns_per_conversation"]),
+            _cell(r["assistant_reply_chars"]),
+        ]
+        + [_cell(r["ratings"][m]) for m in comparison["metrics"]]
         for name, r in models["models"].items()
     ]
     out += _grid(["model", "#conv.", "#people", "turns", "chars/reply"] + comparison["metrics"], rows)

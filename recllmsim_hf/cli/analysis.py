@@ -26,7 +26,8 @@ class FigureWidth(StrEnum):
 
 baseline_app = typer.Typer(
     cls=OrderedGroup,
-    help="Train and score intent-detection baselines on a build (the paper's Table 4, ours, LLMs).",
+    help="Train and score baselines on a build: intent detection (the paper's Table 4, ours, LLMs) "
+    "and profile identification (synthetic vs human training).",
     no_args_is_help=True,
 )
 

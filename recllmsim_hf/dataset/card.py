@@ -177,11 +177,18 @@ class RenderedCard:
 
 def _yaml_dump(data: dict) -> str:
     """``DatasetCardData.to_yaml()``'s text (PyYAML's dump, key order kept, unicode as is), by
-    libyaml where PyYAML has it: the release's vocabularies make a long header."""
+    libyaml where PyYAML has it: the release's vocabularies make a long header. libyaml escapes
+    characters beyond the BMP (an emoji in a task name or ``--pretty-name`` becomes
+    ``"\\U0001F600"``) where PyYAML's own emitter writes them as they are; a text with an escape is
+    dumped again by PyYAML's emitter, so the bytes never depend on whether libyaml is there."""
     import yaml
 
-    dumper = getattr(yaml, "CDumper", yaml.Dumper)
-    return yaml.dump(data, Dumper=dumper, sort_keys=False, allow_unicode=True).strip()
+    text = None
+    if hasattr(yaml, "CDumper"):
+        text = yaml.dump(data, Dumper=yaml.CDumper, sort_keys=False, allow_unicode=True)
+    if text is None or "\\" in text:  # any escape: libyaml may have written one PyYAML does not
+        text = yaml.dump(data, Dumper=yaml.Dumper, sort_keys=False, allow_unicode=True)
+    return text.strip()
 
 
 def _yaml_header(content: str) -> tuple[dict, str]:

@@ -154,7 +154,15 @@ def _find_release_root(folder: Path) -> Path:
         raise InputError(
             f"{folder}: holds several {RELEASE_FOLDER}/ folders ({found[0]}, {found[1]}); pass one"
         )
-    single = any(folder.glob("*.json"))
+    from recllmsim_hf.safety import read_marker
+
+    marker = read_marker(folder)
+    if marker is not None and marker.get("kind") == "build":
+        raise InputError(
+            f"{folder}: a folder written by `recllmsim build` (parquet shards and a card), not a release "
+            "or corpus; pass the release or corpus it was built from"
+        )
+    single = any(not f.name.startswith(".") for f in folder.glob("*.json"))  # not our hidden marker
     raise InputError(
         f"{folder}: not a RecLLMSim release (no {RELEASE_FOLDER}/<task>/<n>.json nor <task>/<n>.json"
         + (" — this looks like one task folder" if single else "")

@@ -187,8 +187,16 @@ def _strategy(key: str, raw: Any, where: str, problems: list[Problem]) -> dict |
     values, before = STRATEGY_VALUES[key], len(problems)
     for name in ["final", *runs]:
         item = raw[name]
-        if not isinstance(item, dict) or set(item) != set(shape):
-            bad(f"{key}.{name}", item, f"expected the fields {list(shape)}")
+        if not isinstance(item, dict):
+            bad(f"{key}.{name}", item, f"expected an object with the fields {list(shape)}")
+            continue
+        if set(item) != set(shape):
+            for field in shape:
+                if field not in item:
+                    bad(f"{key}.{name}.{field}", None, "required field is missing")
+            for field in item:
+                if field not in shape:
+                    bad(f"{key}.{name}", field, f"unknown field, expected only {list(shape)}")
             continue
         for field, kind in shape.items():
             v = item[field]
@@ -228,6 +236,8 @@ def parse_human_file(
             bad(key, None, "required field is missing")
     if "task_type" in data and data["task_type"] != folder:
         bad("task_type", data["task_type"], f"differs from its folder {folder!r}")
+    if "task_context" in data and not isinstance(data["task_context"], str):
+        bad("task_context", data["task_context"], "must be a string")
     if len(problems) > before:
         return None
     history = data["history"]

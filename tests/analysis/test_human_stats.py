@@ -94,6 +94,11 @@ def test_cli_text_json_and_the_figure(built_release, tmp_path):
     text = render_all_text(data)
     assert "Synthetic vs human users" in text and "human_exp_V2 per assistant model" in text
     assert "gpt-4-turbo-preview" in text
+    # counts with thousands separators, means with fixed decimals (not 1856, 417.184, 1.512)
+    lines = {line.split("  ")[0]: line.split() for line in text.splitlines()}
+    assert lines["conversations"][-3:] == ["1,856", "291", "1,833"]
+    assert lines["chars / assistant reply"][-3:] == ["417.1840", "802.8794", "1,204.2665"]
+    assert lines["rating: diversity"][-3:] == ["1.6137", "1.5120", "1.6852"]
 
 
 def test_a_build_without_humans_has_no_comparison(tmp_path):

@@ -179,6 +179,23 @@ def test_build_card_settings(tmp_path):
     assert 'ds = load_dataset("your-name/my-sim", "intent")' in text
 
 
+def test_card_header_writes_emoji_as_the_hub_does(tmp_path):
+    """libyaml escapes characters beyond the BMP; the header is what DatasetCardData.to_yaml()
+    (PyYAML's own emitter) writes, whichever emitter ran."""
+    from huggingface_hub import DatasetCardData
+
+    from recllmsim_hf.dataset.build import build_dataset
+
+    corpus = write_tiny_corpus(tmp_path / "corpus")
+    build_dataset(corpus, tmp_path / "b", progress=False, card=CardSettings(pretty_name="Gift ideas 🎁"))
+    text = (tmp_path / "b" / "README.md").read_text(encoding="utf-8")
+    assert "pretty_name: Gift ideas 🎁\n" in text and "\\U0001F381" not in text
+    header = text.removeprefix("---\n").partition("\n---\n")[0]
+    meta = _card(tmp_path / "b").data.to_dict()
+    assert meta["pretty_name"] == "Gift ideas 🎁"
+    assert header == DatasetCardData(**meta).to_yaml().strip()
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

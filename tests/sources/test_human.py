@@ -258,7 +258,32 @@ BAD = [
     (V0, _set(["profile", "occupation"], ["学生"]), r"profile\.occupation: must be a string"),
     (V0, _set(["profile", "background"], "法学"), r"profile\.background: unknown background.*'法学'"),
     (V0, _set(["profile", "gender"], "男"), r"profile\.gender: must be one of \['Male', 'Female'\]"),
-    (R0, _set(["strategy", "2"], {"order": "Depth"}), r"strategy\.2: expected the fields"),
+    (
+        R0,
+        _set(["strategy", "2"], {"order": "Depth"}),
+        r"strategy\.2\.information_request: required field is missing",
+    ),
+    (
+        R0,
+        _set(["strategy", "2"], "Depth"),
+        r"strategy\.2: expected an object with the fields \['information_request', ",
+    ),
+    (  # the field that does not belong is named, not hidden in a cut-short dump of the object
+        R0,
+        _set(
+            ["strategy_human"],
+            {
+                "final": {
+                    "information_request": "Planning",
+                    "order": "Depth",
+                    "context": "High",
+                    "question": "Broad",
+                }
+            },
+        ),
+        r"strategy_human\.final: unknown field, expected only "
+        r"\['information_request', 'context', 'question'\], but got 'order'$",
+    ),
     (
         R0,
         _set(["strategy_V3", "final", "question_broadness"], "4"),
@@ -271,7 +296,9 @@ BAD = [
     (V0, _set(["history", 3, "hallucination"], {"否": 1}), r"history\[3\]\.hallucination: must be one of"),
     (V0, _set(["profile", "gender"], ["Male"]), r"profile\.gender: must be one of"),
     (V0, _set(["profile", "background"], {"a": 1}), r"profile\.background: unknown background"),
-    (V0, _set(["task_context"], None), r"scenario_zh: Input should be a valid string"),
+    # named by the release's key, not the record's field (scenario_zh)
+    (V0, _set(["task_context"], None), r"task_context: must be a string, but got None$"),
+    (R0, _set(["task_context"], ["旅行"]), r"task_context: must be a string, but got \['旅行'\]$"),
     # every file of both studies has these, so they are required
     (R0, _drop("task_type"), r"task_type: required field is missing, but got None$"),
     (V0, _drop("profile"), r"profile: required field is missing, but got None$"),

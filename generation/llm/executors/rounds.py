@@ -331,7 +331,8 @@ class BatchExecutor:
                     return endpoint.model_copy(update={"base_url": replica.base_url, "api_key": key})
         raise InputError(
             f"a batch round of this corpus was sent to {base_url or 'the OpenAI API'} with model {model!r}, "
-            "which no role uses now; rerun with the same --base-url and --model, or delete CORPUS/.batch"
+            f"which no role uses now; rerun with the same --base-url and --model, or delete {self.folder} "
+            "(its unfinished rounds are then sent, and paid for, again)"
         )
 
     def _check_budget(self, sent: dict[str, tuple]) -> None:
