@@ -119,6 +119,39 @@ def test_a_failed_first_generate_leaves_nothing_but_keeps_paid_calls(tmp_path):
     assert list((tmp_path / "empty").iterdir()) == []  # the folder was the user's: kept, emptied of ours
 
 
+def test_a_failed_generate_with_copied_profiles_leaves_nothing(tmp_path):
+    """`generate conversations --profiles FILE` copies the profiles into a new corpus: a run that then
+    reaches no endpoint paid for nothing, and the folder goes with the copy (a rerun copies again)."""
+    source = write_tiny_corpus(tmp_path / "src")
+    out = tmp_path / "new"
+    args = [
+        "generate",
+        "conversations",
+        "-n",
+        "3",
+        "--out",
+        str(out),
+        "--profiles",
+        str(source / "profiles.jsonl"),
+    ]
+    done = subprocess.run(
+        [RECLLMSIM, *args, "--base-url", "http://127.0.0.1:9/v1", "-q"],
+        capture_output=True,
+        text=True,
+        env=env(),
+    )
+    errors = [line for line in done.stderr.splitlines() if line.startswith("recllmsim: error:")]
+    assert done.returncode == 3 and len(errors) == 1, done.stderr
+    assert "127.0.0.1:9" in errors[0] and "cannot connect" in errors[0] and "Traceback" not in done.stderr
+    assert not out.exists()
+    from recllmsim_hf.generation.simulate.runfolder import corpus_run
+
+    with pytest.raises(RuntimeError), corpus_run(tmp_path / "profiles") as corpus:
+        (corpus / "profiles.jsonl").write_text('{"profile_id": "1"}\n')  # what `generate profiles` made
+        raise RuntimeError("stopped after the profiles")
+    assert (tmp_path / "profiles" / "profiles.jsonl").is_file()
+
+
 def test_only_an_error_caused_by_ctrl_c_counts_as_an_interrupt():
     from recllmsim_hf.cli import _caused_by_interrupt
 

@@ -357,7 +357,7 @@ def generate_conversations(
     shard = Shard.parse(shard) if isinstance(shard, str) else shard
     spec = ExecutorSpec.parse(executor) if isinstance(executor, str) else executor or ExecutorSpec()
     scenarios = load_scenarios(catalogs, builtin=builtin_catalog, tasks=tasks)
-    with corpus_run(out) as corpus:
+    with corpus_run(out, makes=(CONVERSATIONS,)) as corpus:
         profiles = load_profiles(corpus, profiles_file)
         items = Plan(scenarios, profiles, n, settings.seed)
         mine = None if shard is None else shard.select(items, key=lambda it: it.conversation_id)

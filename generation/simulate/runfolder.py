@@ -53,12 +53,14 @@ def corpus_lock(corpus: Path) -> Iterator[None]:
 
 
 @contextmanager
-def corpus_run(out: str | os.PathLike) -> Iterator[Path]:
+def corpus_run(out: str | os.PathLike, makes: tuple[str, ...] = (CONVERSATIONS, PROFILES)) -> Iterator[Path]:
     """The corpus folder of one ``generate`` run, created if missing and locked.
 
     Only a missing or empty folder or a corpus folder is accepted (``safety.claim_corpus``). When
     the run fails before anything was generated or paid for, every file and folder it created is
     removed again, so a failed first run leaves nothing behind (a rerun starts the same way).
+    ``makes``: the files this command generates (kept when not empty); any other file it wrote, such
+    as profiles copied from ``--profiles``, is made again by a rerun and goes too.
     """
     corpus, existed = claim_corpus(out)
     before = _entries(corpus) if existed else set()
@@ -67,7 +69,7 @@ def corpus_run(out: str | os.PathLike) -> Iterator[Path]:
         with corpus_lock(corpus):
             yield corpus
     except BaseException:
-        _undo(corpus, existed, before)
+        _undo(corpus, existed, before, makes)
         raise
 
 
@@ -75,11 +77,11 @@ def _entries(corpus: Path) -> set[str]:
     return {p.relative_to(corpus).as_posix() for p in corpus.rglob("*")}
 
 
-def _paid_for(corpus: Path, created: set[str]) -> bool:
-    """Whether this run wrote anything worth keeping: conversations, profiles, paid LLM calls, or a
-    batch round that holds answers or a batch still open at the server (removing its ids would
+def _paid_for(corpus: Path, created: set[str], makes: tuple[str, ...] = (CONVERSATIONS, PROFILES)) -> bool:
+    """Whether this run wrote anything worth keeping: what it generates (``makes``), paid LLM calls,
+    or a batch round that holds answers or a batch still open at the server (removing its ids would
     make a rerun send, and pay for, the same batch again)."""
-    for name in (CONVERSATIONS, PROFILES):
+    for name in makes:
         if name in created and (corpus / name).stat().st_size:
             return True
     rounds = [rel for rel in created if rel.startswith(".batch/") and rel.endswith("/state.json")]
@@ -111,10 +113,10 @@ def _batch_paid(state_file: Path) -> bool:
     return any(path.is_file() and path.stat().st_size for path in answers)
 
 
-def _undo(corpus: Path, existed: bool, before: set[str]) -> None:
+def _undo(corpus: Path, existed: bool, before: set[str], makes: tuple[str, ...]) -> None:
     if not corpus.is_dir():
         return
-    if _paid_for(corpus, _entries(corpus) - before):
+    if _paid_for(corpus, _entries(corpus) - before, makes):
         return
     created = _entries(corpus) - before  # again: opening the cache may have added its -wal/-shm files
     for rel in sorted(created, key=lambda r: r.count("/"), reverse=True):  # files before their folders
