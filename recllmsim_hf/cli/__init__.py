@@ -172,9 +172,8 @@ def main() -> None:
 
     from recllmsim_hf.errors import from_os_error
 
-    cli = command()
     try:
-        _register_subcommands()  # inside: a Ctrl-C during the imports is an interrupt like any other
+        cli = command()  # inside: a Ctrl-C during the imports is an interrupt like any other
         # without standalone mode, a command's typer.Exit(code) comes back as the return value
         code = cli(standalone_mode=False)
     except RecLLMSimError as e:
