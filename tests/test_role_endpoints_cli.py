@@ -55,6 +55,16 @@ def test_the_simulator_over_two_servers_and_the_assistant_on_a_third(tmp_path):
         (["--assistant-base-url", "127.0.0.1:9/v1"], "--assistant-base-url: must start with http:// or https://"),
         (["--assistant-base-url", "http://127.0.0.1:9/v1", "--assistant-base-url", "ftp://x"],
          "--assistant-base-url: must start with http:// or https://, but got 'ftp://x'"),
+        # URLs no request can go to were a traceback once the role was first called
+        (["--base-url", "http://127.0.0.1:9/v1", "--assistant-base-url", "http://[::1"],
+         "--assistant-base-url: not a valid URL (Invalid IPv6 URL), but got 'http://[::1'"),
+        (["--base-url", "http://127.0.0.1:9/v1", "--assistant-base-url", "http://127.0.0.1:99999/v1"],
+         "--assistant-base-url: not a valid URL (Port out of range 0-65535), "
+         "but got 'http://127.0.0.1:99999/v1'"),
+        (["--simulator-base-url", "http://127.0.0.1:9/v1", "--simulator-base-url", "http://x:sk-SECRET123456@"],
+         "--simulator-base-url: the URL names no host, but got 'http://***@'"),
+        (["--base-url", "http://127.0.0.1:9/v1", "--base-url", "http://127.0.0.1:port/v1"],
+         "--base-url: not a valid URL (Port could not be cast to integer value as 'port')"),
     ],
 )  # fmt: skip
 def test_bad_role_endpoint_flags_are_one_line(tmp_path, flags, message):

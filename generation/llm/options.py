@@ -279,10 +279,11 @@ def _role_pools(role_urls: dict[str, list[str]], role_keys: dict[str, list[str]]
                 f"--{role}-api-key: give one key for all {count} --{role}-base-url or one per "
                 f"--{role}-base-url, but got {len(keys)}"
             )
+    from .endpoints import check_base_url
+
     for role, urls in role_urls.items():
         for url in urls:
-            if not url.startswith(("http://", "https://")):
-                raise InputError(f"--{role}-base-url: must start with http:// or https://, but got {url!r}")
+            check_base_url(url, f"--{role}-base-url")
     pools = {}
     for role, urls in role_urls.items():
         if len(urls) > 1:
