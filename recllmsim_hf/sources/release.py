@@ -130,7 +130,9 @@ def release_files(root: Path, problems: list[Problem] | None = None) -> list[Pat
                     Problem(rel, "", name, "not a conversation file name: must be <n>.json (e.g. 12.json)")
                 )
             elif not file.is_file():
-                why = "a folder" if file.is_dir() else "a broken or looping symbolic link"
+                why = "a broken or looping symbolic link"
+                if file.exists():
+                    why = "a folder" if file.is_dir() else "a pipe, socket or device"
                 report(Problem(rel, "", why, "expected a conversation file"))
             else:
                 found.append((folder, int(name[:-5]), file))
