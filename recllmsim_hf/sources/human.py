@@ -49,7 +49,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from recllmsim_hf.corpus import loads, natural_key
+from recllmsim_hf.corpus import loads_file, natural_key
 from recllmsim_hf.errors import Problem, ValidationFailed
 from recllmsim_hf.human_schema import (
     HALLUCINATION_JUDGEMENTS_ZH,
@@ -217,7 +217,7 @@ def parse_human_file(
             limit = f"{MAX_FILE_BYTES // 2**20} MB; real ones are < 1 MB"
             bad("", f"{size / 2**20:,.1f} MB", f"larger than a human-study file may be ({limit})")
             return None
-        data = loads(path.read_bytes())
+        data = loads_file(path.read_bytes())
     except RecursionError:
         bad("", "deeply nested lists or objects", "nested too deeply to be a human-study file")
         return None

@@ -40,7 +40,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from recllmsim_hf.corpus import loads, natural_key
+from recllmsim_hf.corpus import loads_file, natural_key
 from recllmsim_hf.errors import Problem, ValidationFailed
 from recllmsim_hf.schema import (
     INTENT_LABELS,
@@ -258,7 +258,7 @@ def parse_file(path: Path, rel: str, problems: list[Problem]) -> ParsedFile | No
                 )
             )
             return None
-        data = loads(path.read_bytes())
+        data = loads_file(path.read_bytes())
     except OSError as e:
         problems.append(Problem(rel, "", e.strerror, "cannot read the file"))
         return None

@@ -522,6 +522,11 @@ def test_a_deeply_nested_or_oversized_human_file_is_a_problem(tmp_path, monkeypa
     with pytest.raises(ValidationFailed, match=too_deep):
         stage_source(root, tmp_path / "staged", progress=False)
     assert not (tmp_path / "staged").exists()
+    # 300 levels parse, but pydantic's serializer stops at 255: a traceback while staging, once
+    other = make_full_release(tmp_path / "other")
+    _edit(other / V0, lambda data: data.update(notes=json.loads('{"a": ' * 300 + "1" + "}" * 300)))
+    with pytest.raises(ValidationFailed, match=too_deep):
+        stage_source(other, tmp_path / "staged", progress=False)
 
     limit = max(p.stat().st_size for p in root.rglob("*.json"))  # every fixture file fits
     (root / V0).write_text(json.dumps({"chat_model": "x" * limit}))

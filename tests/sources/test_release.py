@@ -167,3 +167,18 @@ def test_a_pipe_or_a_broken_link_named_like_a_file_is_called_what_it_is(tmp_path
         ("recipe planning/7.json", "a pipe, socket or device"),
         ("recipe planning/8.json", "a broken or looping symbolic link"),
     ]
+
+
+def test_values_nested_deeper_than_the_serializer_goes_are_a_problem(tmp_path):
+    import json
+
+    from release_fixture import conversation
+
+    deep = json.loads('{"a": ' * 300 + "1" + "}" * 300)  # parses, but pydantic writes <= 255 levels
+    data = {**conversation("recipe planning", 0, 0), "notes": deep}
+    path = write(tmp_path / "recipe planning/0.json", json.dumps(data))
+    problems: list[Problem] = []
+    assert parse_file(path, "recipe planning/0.json", problems) is None
+    assert [(p.value, p.message) for p in problems] == [
+        ("deeply nested lists or objects", "nested too deeply to be a release file")
+    ]
