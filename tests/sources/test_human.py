@@ -533,3 +533,11 @@ def test_a_deeply_nested_or_oversized_human_file_is_a_problem(tmp_path, monkeypa
     monkeypatch.setattr("recllmsim_hf.sources.human.MAX_FILE_BYTES", limit)
     with pytest.raises(ValidationFailed, match=rf"^{V0.as_posix()}: larger than a human-study file may be"):
         stage_source(root, tmp_path / "staged", progress=False)
+
+
+def test_a_deeply_nested_vocabulary_is_a_problem(tmp_path):
+    root = make_full_release(tmp_path / "rel")
+    (root / "user_profiling" / "desc_translated.json").write_text("[" * 100_000 + "]" * 100_000)
+    message = r"^user_profiling/desc_translated.json: nested too deeply to be the profile vocabulary"
+    with pytest.raises(ValidationFailed, match=message):
+        stage_source(root, tmp_path / "staged", progress=False)
