@@ -262,7 +262,12 @@ def _per_role(values: dict | None, what: str) -> dict[str, list[str]]:
     for role, value in (values or {}).items():
         if role not in ROLES:
             raise InputError(f"--{role}-{what}: unknown role {role!r}; choose from {list(ROLES)}")
-        found = [value] if isinstance(value, str) else [v for v in value or [] if v]
+        found = [value] if isinstance(value, str) else [v for v in value or [] if v is not None]
+        if any(not v.strip() for v in found):  # e.g. "$SIM_KEY" unset: the shared key would go there
+            raise InputError(
+                f"--{role}-{what}: an empty value (an unset shell variable?), but got ''; "
+                f"pass the {what.replace('-', ' ')} or leave the flag out"
+            )
         if found:
             out[role] = found
     return out
