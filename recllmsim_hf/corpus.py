@@ -73,6 +73,27 @@ def loads(data: bytes | str):
         return json.loads(data)
 
 
+MAX_NESTING = 100  # lists/objects in lists/objects of a source file (real ones: 4)
+
+
+def loads_file(raw: bytes):
+    """:func:`loads` of one source file, raising :class:`RecursionError` also when its values
+    nest deeper than :data:`MAX_NESTING` levels: deeper ones parse but could not be written
+    back out (pydantic's serializer stops at 255 levels). The walk runs only for a file with
+    that many brackets at all."""
+    data = loads(raw)
+    if raw.count(b"[") + raw.count(b"{") > MAX_NESTING:
+        stack = [(data, 0)]
+        while stack:
+            value, depth = stack.pop()
+            if depth >= MAX_NESTING:
+                raise RecursionError(f"nested deeper than {MAX_NESTING} levels")
+            for item in value.values() if isinstance(value, dict) else value:
+                if isinstance(item, dict | list):
+                    stack.append((item, depth + 1))
+    return data
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename."""
     atomic_write_lines(path, [text])

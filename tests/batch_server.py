@@ -134,6 +134,10 @@ class FakeBatchAPI(FakeOpenAI):
             return await super()._respond(method, path, headers, raw)
         if not headers.get("authorization", "").startswith("Bearer ") or len(headers["authorization"]) < 8:
             return _error(401, "You didn't provide an API key.")
+        bearer = headers["authorization"][len("Bearer ") :]
+        if self.quirks.api_keys is not None and bearer not in self.quirks.api_keys:  # as online: a 401
+            refused = self.quirks.check({}, bearer)
+            return refused[0], {}, json.dumps(refused[1]).encode()
         parts = path.strip("/").split("/")[1:]  # files | files/{id} | files/{id}/content | batches ...
         if parts == ["files"] and method == "POST":
             return self._upload(headers.get("content-type", ""), raw)

@@ -175,3 +175,15 @@ def test_an_unknown_model_fails_validation_or_every_line_as_the_real_api_does():
         [failed] = lines_of(c, done.error_file_id)
         assert failed["response"]["status_code"] == 404
         assert failed["response"]["body"]["error"]["code"] == "model_not_found"
+
+
+def test_a_key_the_server_does_not_take_is_refused_at_upload_as_online():
+    from fake_quirks import Quirks
+
+    with FakeBatchAPI(quirks=Quirks(api_keys=("sk-the-right-key",))) as srv:
+        with pytest.raises(openai.AuthenticationError) as refused:
+            submit(client(srv, key="sk-a-wrong-key"), [line("a")])
+        assert refused.value.status_code == 401 and refused.value.code == "invalid_api_key"
+        assert "sk-*-key" in refused.value.message and srv.uploads == 0
+        batch = submit(client(srv, key="sk-the-right-key"), [line("a")])
+        assert run_to_end(client(srv, key="sk-the-right-key"), batch)[-1] == "completed"

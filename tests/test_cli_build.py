@@ -228,3 +228,28 @@ def test_a_build_folder_given_as_source_is_named_as_such(tmp_path):
         result = run(*args, cwd=tmp_path)
         assert result.returncode == 2 and result.stderr == expected, result.stderr
     assert not (tmp_path / "b2").exists()
+
+
+def test_sigterm_during_a_build_cleans_up_as_ctrl_c_does(tmp_path, release_dir):
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [RECLLMSIM, "build", "--source", str(release_dir), "--out", str(out), "-q"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        for _ in range(3000):  # until the human studies are being staged (in the child, if forked)
+            if list(tmp_path.glob(".out.building-*/_staged/conversations.jsonl")) or proc.poll() is not None:
+                break
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    assert err.strip() == "recllmsim: interrupted; run the same command again to resume"
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no hidden work folder left, no out
+    left = subprocess.run(["ps", "-eo", "stat=,args="], capture_output=True, text=True).stdout.splitlines()
+    assert [p for p in left if str(out) in p and not p.startswith("Z")] == []  # the child is gone too

@@ -63,6 +63,21 @@ def test_the_simulator_over_two_servers_and_the_assistant_on_a_third(tmp_path):
         (["--assistant-base-url", "127.0.0.1:9/v1"], "--assistant-base-url: must start with http:// or https://"),
         (["--assistant-base-url", "http://127.0.0.1:9/v1", "--assistant-base-url", "ftp://x"],
          "--assistant-base-url: must start with http:// or https://, but got 'ftp://x'"),
+        # URLs no request can go to were a traceback once the role was first called
+        (["--base-url", "http://127.0.0.1:9/v1", "--assistant-base-url", "http://[::1"],
+         "--assistant-base-url: not a valid URL (Invalid IPv6 URL), but got 'http://[::1'"),
+        (["--base-url", "http://127.0.0.1:9/v1", "--assistant-base-url", "http://127.0.0.1:99999/v1"],
+         "--assistant-base-url: not a valid URL (Port out of range 0-65535), "
+         "but got 'http://127.0.0.1:99999/v1'"),
+        (["--simulator-base-url", "http://127.0.0.1:9/v1", "--simulator-base-url", "http://x:sk-SECRET123456@"],
+         "--simulator-base-url: the URL names no host, but got 'http://***@'"),
+        (["--base-url", "http://127.0.0.1:9/v1", "--base-url", "http://127.0.0.1:port/v1"],
+         "--base-url: not a valid URL (Port could not be cast to integer value as 'port')"),
+        # an empty value (an unset "$VAR") would send the role to the shared URL with the shared key
+        (["--api-key", "sk-main", "--simulator-base-url", "http://127.0.0.1:9/v1", "--simulator-api-key", ""],
+         "--simulator-api-key: an empty value (an unset shell variable?), but got ''"),
+        (["--base-url", "http://127.0.0.1:9/v1", "--assistant-base-url", ""],
+         "--assistant-base-url: an empty value (an unset shell variable?), but got ''"),
     ],
 )  # fmt: skip
 def test_bad_role_endpoint_flags_are_one_line(tmp_path, flags, message):

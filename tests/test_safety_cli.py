@@ -163,3 +163,18 @@ def test_only_an_error_caused_by_ctrl_c_counts_as_an_interrupt():
     except RuntimeError as e:
         assert _caused_by_interrupt(e)
     assert not _caused_by_interrupt(RuntimeError("a bug"))
+
+
+def test_ctrl_c_while_the_commands_are_imported_is_an_interrupt(monkeypatch, capsys):
+    import recllmsim_hf.cli as cli
+
+    def interrupted():
+        raise KeyboardInterrupt  # as if Ctrl-C came while a command's module was being imported
+
+    monkeypatch.setattr(cli, "_register_subcommands", interrupted)
+    monkeypatch.setattr("sys.argv", ["recllmsim", "build", "--help"])
+    monkeypatch.setattr("signal.signal", lambda *a: None)  # main ignores a second Ctrl-C: not in pytest
+    with pytest.raises(SystemExit) as stop:
+        cli.main()
+    assert stop.value.code == 130
+    assert capsys.readouterr().err == "recllmsim: interrupted; run the same command again to resume\n"

@@ -35,6 +35,20 @@ class Endpoint(BaseModel):
     model: str = Field(min_length=1)
 
 
+def check_base_url(url: str, flag: str) -> None:
+    """Refuse a base URL no request could be sent to: not http(s), no host, a port that is no
+    number in 0-65535, an unclosed ``[`` (the one-line error names ``flag`` and the URL)."""
+    if not url.startswith(("http://", "https://")):
+        raise InputError(f"{flag}: must start with http:// or https://, but got {url!r}")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (reading it checks it: ValueError when out of range or not a number)
+    except ValueError as e:
+        raise InputError(f"{flag}: not a valid URL ({e}), but got {url!r}") from None
+    if not parts.hostname:
+        raise InputError(f"{flag}: the URL names no host, but got {url!r}")
+
+
 def endpoints_from_options(
     base_url: str | None,
     api_key: str | None,
@@ -81,9 +95,8 @@ def endpoints_from_options(
         role_url = flag_urls.get(role) or env.get(f"RECLLMSIM_{role.upper()}_BASE_URL") or base_url
         own_key = flag_keys.get(role) or env.get(f"RECLLMSIM_{role.upper()}_API_KEY")
         role_key = own_key or api_key
-        if role_url is not None and not role_url.startswith(("http://", "https://")):
-            flag = f"--{role}-base-url" if flag_urls.get(role) else "--base-url"
-            raise InputError(f"{flag}: must start with http:// or https://, but got {role_url!r}")
+        if role_url is not None:
+            check_base_url(role_url, f"--{role}-base-url" if flag_urls.get(role) else "--base-url")
         name = (api_key_env or {}).get(role)
         if name:
             role_key = env.get(name) or None

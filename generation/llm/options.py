@@ -262,7 +262,12 @@ def _per_role(values: dict | None, what: str) -> dict[str, list[str]]:
     for role, value in (values or {}).items():
         if role not in ROLES:
             raise InputError(f"--{role}-{what}: unknown role {role!r}; choose from {list(ROLES)}")
-        found = [value] if isinstance(value, str) else [v for v in value or [] if v]
+        found = [value] if isinstance(value, str) else [v for v in value or [] if v is not None]
+        if any(not v.strip() for v in found):  # e.g. "$SIM_KEY" unset: the shared key would go there
+            raise InputError(
+                f"--{role}-{what}: an empty value (an unset shell variable?), but got ''; "
+                f"pass the {what.replace('-', ' ')} or leave the flag out"
+            )
         if found:
             out[role] = found
     return out
@@ -284,10 +289,11 @@ def _role_pools(role_urls: dict[str, list[str]], role_keys: dict[str, list[str]]
                 f"--{role}-api-key: give one key for all {count} --{role}-base-url or one per "
                 f"--{role}-base-url, but got {len(keys)}"
             )
+    from .endpoints import check_base_url
+
     for role, urls in role_urls.items():
         for url in urls:
-            if not url.startswith(("http://", "https://")):
-                raise InputError(f"--{role}-base-url: must start with http:// or https://, but got {url!r}")
+            check_base_url(url, f"--{role}-base-url")
     pools = {}
     for role, urls in role_urls.items():
         if len(urls) > 1:

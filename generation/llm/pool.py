@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from recllmsim_hf.errors import InputError, ServiceError
 
-from .endpoints import ROLES, Endpoint
+from .endpoints import ROLES, Endpoint, check_base_url
 from .transport import TransportFailure
 
 SICK_AFTER = 3
@@ -87,8 +87,7 @@ def parse_pools(
             f"but got {len(api_keys)}"
         )
     for i, url in enumerate(base_urls):
-        if not url.startswith(("http://", "https://")):
-            raise InputError(f"--base-url: must start with http:// or https://, but got {url!r}")
+        check_base_url(url, "--base-url")
         key = api_keys[i] if len(api_keys) > 1 else (api_keys[0] if api_keys else None)
         pools.setdefault("*", []).append(Replica(url, key or None, per_endpoint))
     if endpoints_file is not None:
@@ -121,6 +120,7 @@ def _read_file(path: Path, per_endpoint: int, env) -> list[tuple[str, Replica]]:
             raise InputError(
                 f"{path}: endpoints[{i}].{field}: {err['msg']}, but got {err.get('input')!r}"
             ) from None
+        check_base_url(entry.base_url, f"{path}: endpoints[{i}].base_url")
         for role in entry.roles or ["*"]:
             if role != "*" and role not in ROLES:
                 raise InputError(

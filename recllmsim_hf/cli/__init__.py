@@ -166,15 +166,19 @@ def main() -> None:
 
     This is the one error boundary: an OSError or sqlite3 error from anywhere below becomes a
     :class:`~recllmsim_hf.errors.StorageError` naming the path and the cause, and every line
-    printed here is redacted (URL credentials, key-like values).
+    printed here is redacted (URL credentials, key-like values). A SIGTERM (``kill``, a job
+    scheduler's stop) is an interrupt too: what a Ctrl-C cleans up (a build's hidden work folder,
+    its child) is cleaned up, and the exit code is 143.
     """
+    import signal
     import sqlite3
+
+    signal.signal(signal.SIGTERM, _terminated)
 
     from recllmsim_hf.errors import from_os_error
 
-    cli = command()
     try:
-        _register_subcommands()  # inside: a Ctrl-C during the imports is an interrupt like any other
+        cli = command()  # inside: a Ctrl-C during the imports is an interrupt like any other
         # without standalone mode, a command's typer.Exit(code) comes back as the return value
         code = cli(standalone_mode=False)
     except RecLLMSimError as e:
@@ -196,12 +200,24 @@ def main() -> None:
         if not _caused_by_interrupt(e):
             raise
         code = 130
-    if code == 130:  # Ctrl-C: typer turns it into a silent exit code; say what happened
-        import signal
-
+    if code == 130 and Terminated.seen:  # typer turns every KeyboardInterrupt into 130
+        code = 143
+    if code in (130, 143):  # Ctrl-C: typer turns it into a silent exit code; say what happened
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the exit short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         typer.echo("recllmsim: interrupted; run the same command again to resume", err=True)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+class Terminated(KeyboardInterrupt):
+    """A SIGTERM, raised where the program was: everything that handles a Ctrl-C handles it."""
+
+    seen = False
+
+
+def _terminated(signum, frame) -> None:
+    Terminated.seen = True
+    raise Terminated
 
 
 def _fail(message: str, exit_code: int) -> None:

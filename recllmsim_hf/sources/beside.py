@@ -52,6 +52,7 @@ class Beside:
         code = 1
         try:
             signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends the child at once, quietly
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # and so does a SIGTERM (the CLI's is the caller's)
             try:
                 outcome = ("value", self.fn())
             except Exception as e:

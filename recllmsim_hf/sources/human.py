@@ -49,7 +49,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from recllmsim_hf.corpus import loads, natural_key
+from recllmsim_hf.corpus import loads_file, natural_key
 from recllmsim_hf.errors import Problem, ValidationFailed
 from recllmsim_hf.human_schema import (
     HALLUCINATION_JUDGEMENTS_ZH,
@@ -63,6 +63,7 @@ from recllmsim_hf.human_schema import (
 )
 from recllmsim_hf.sources.human_listing import human_files, study_folders
 from recllmsim_hf.sources.profiles import Vocabulary, map_profile, read_vocabulary, reporter
+from recllmsim_hf.sources.release import MAX_FILE_BYTES
 
 # Conversation files of each study in the pinned release archive (commit d680f2f9).
 PINNED_HUMAN_FILES: dict[str, int] = {"real_human_user": 291, "human_exp_V2": 1833}
@@ -219,7 +220,15 @@ def parse_human_file(
     appended to ``problems`` and None returned if there is any."""
     before, bad = len(problems), reporter(problems, rel)
     try:
-        data = loads(path.read_bytes())
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            limit = f"{MAX_FILE_BYTES // 2**20} MB; real ones are < 1 MB"
+            bad("", f"{size / 2**20:,.1f} MB", f"larger than a human-study file may be ({limit})")
+            return None
+        data = loads_file(path.read_bytes())
+    except RecursionError:
+        bad("", "deeply nested lists or objects", "nested too deeply to be a human-study file")
+        return None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         near = e.doc[max(0, e.pos - 40) : e.pos] if isinstance(e, json.JSONDecodeError) else path.name
         bad("", near, f"not valid UTF-8 JSON ({e})"[:120])

@@ -28,7 +28,9 @@ _FILE_NAME = re.compile(r"^(0|[1-9][0-9]*)\.json$")
 def _kind(path: Path) -> str:
     if path.is_dir():
         return "a folder"
-    return "a file" if path.is_file() else "a broken or looping symbolic link"
+    if path.is_file():
+        return "a file"
+    return "a pipe, socket or device" if path.exists() else "a broken or looping symbolic link"
 
 
 def has_studies(tree: Path | None) -> bool:

@@ -46,6 +46,9 @@ def read_vocabulary(tree: Path, problems: list[Problem]) -> Vocabulary | None:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         bad("", str(e)[:60], "not valid UTF-8 JSON")
         return None
+    except RecursionError:
+        bad("", "deeply nested lists or objects", "nested too deeply to be the profile vocabulary")
+        return None
     if not isinstance(data, dict):
         bad("", type(data).__name__, "expected a JSON object")
         return None

@@ -40,7 +40,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from recllmsim_hf.corpus import loads, natural_key
+from recllmsim_hf.corpus import loads_file, natural_key
 from recllmsim_hf.errors import Problem, ValidationFailed
 from recllmsim_hf.schema import (
     INTENT_LABELS,
@@ -130,7 +130,9 @@ def release_files(root: Path, problems: list[Problem] | None = None) -> list[Pat
                     Problem(rel, "", name, "not a conversation file name: must be <n>.json (e.g. 12.json)")
                 )
             elif not file.is_file():
-                why = "a folder" if file.is_dir() else "a broken or looping symbolic link"
+                why = "a broken or looping symbolic link"
+                if file.exists():
+                    why = "a folder" if file.is_dir() else "a pipe, socket or device"
                 report(Problem(rel, "", why, "expected a conversation file"))
             else:
                 found.append((folder, int(name[:-5]), file))
@@ -256,7 +258,7 @@ def parse_file(path: Path, rel: str, problems: list[Problem]) -> ParsedFile | No
                 )
             )
             return None
-        data = loads(path.read_bytes())
+        data = loads_file(path.read_bytes())
     except OSError as e:
         problems.append(Problem(rel, "", e.strerror, "cannot read the file"))
         return None

@@ -538,3 +538,33 @@ def test_pinned_archive_content_check(release_dir, tmp_path):
     check_pinned_human(release_dir)  # the real release has exactly the pinned counts
     with pytest.raises(InputError, match=r"expected the human studies .*'human_exp_V2': 1833.*but found "):
         check_pinned_human(make_full_release(tmp_path / "rel"))
+
+
+@pytest.mark.parametrize("fork", ["1", "0"])
+def test_a_deeply_nested_or_oversized_human_file_is_a_problem(tmp_path, monkeypatch, fork):
+    monkeypatch.setenv("RECLLMSIM_NO_FORK", "0" if fork == "1" else "1")  # in the child, and here
+    root = make_full_release(tmp_path / "rel")
+    (root / V0).write_text("[" * 100_000 + "]" * 100_000)
+    too_deep = rf"^{V0.as_posix()}: nested too deeply to be a human-study file"
+    with pytest.raises(ValidationFailed, match=too_deep):
+        stage_source(root, tmp_path / "staged", progress=False)
+    assert not (tmp_path / "staged").exists()
+    # 300 levels parse, but pydantic's serializer stops at 255: a traceback while staging, once
+    other = make_full_release(tmp_path / "other")
+    _edit(other / V0, lambda data: data.update(notes=json.loads('{"a": ' * 300 + "1" + "}" * 300)))
+    with pytest.raises(ValidationFailed, match=too_deep):
+        stage_source(other, tmp_path / "staged", progress=False)
+
+    limit = max(p.stat().st_size for p in root.rglob("*.json"))  # every fixture file fits
+    (root / V0).write_text(json.dumps({"chat_model": "x" * limit}))
+    monkeypatch.setattr("recllmsim_hf.sources.human.MAX_FILE_BYTES", limit)
+    with pytest.raises(ValidationFailed, match=rf"^{V0.as_posix()}: larger than a human-study file may be"):
+        stage_source(root, tmp_path / "staged", progress=False)
+
+
+def test_a_deeply_nested_vocabulary_is_a_problem(tmp_path):
+    root = make_full_release(tmp_path / "rel")
+    (root / "user_profiling" / "desc_translated.json").write_text("[" * 100_000 + "]" * 100_000)
+    message = r"^user_profiling/desc_translated.json: nested too deeply to be the profile vocabulary"
+    with pytest.raises(ValidationFailed, match=message):
+        stage_source(root, tmp_path / "staged", progress=False)

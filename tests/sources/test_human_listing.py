@@ -77,6 +77,14 @@ CASES = {
         ],
         7,
     ),
+    "pipe": (  # read, it would block the build for ever
+        lambda root: os.mkfifo(root / f"{R0}/8.json"),
+        [
+            f"{R0}/8.json: <listing>: a pipe, socket or device where a conversation file belongs, "
+            "but got '8.json'"
+        ],
+        7,
+    ),
     "user folder not User_<k>": (
         _rename("human_exp_V2/User_1", "human_exp_V2/Bob"),
         [

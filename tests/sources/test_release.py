@@ -150,3 +150,35 @@ def test_truncated_json_is_a_problem(tmp_path):
     problems: list[Problem] = []
     assert parse_file(path, "recipe planning/0.json", problems) is None
     assert "not valid JSON" in problems[0].message
+
+
+def test_a_pipe_or_a_broken_link_named_like_a_file_is_called_what_it_is(tmp_path):
+    import os
+
+    from release_fixture import make_release
+
+    root = make_release(tmp_path / "rel", per_task=1)
+    folder = root / "LLM_agent_user" / "recipe planning"
+    os.mkfifo(folder / "7.json")  # read, it would block for ever
+    os.symlink("missing.json", folder / "8.json")
+    problems: list[Problem] = []
+    list(ReleaseReader(root / "LLM_agent_user", problems).conversations())
+    assert [(p.file, p.value) for p in problems] == [
+        ("recipe planning/7.json", "a pipe, socket or device"),
+        ("recipe planning/8.json", "a broken or looping symbolic link"),
+    ]
+
+
+def test_values_nested_deeper_than_the_serializer_goes_are_a_problem(tmp_path):
+    import json
+
+    from release_fixture import conversation
+
+    deep = json.loads('{"a": ' * 300 + "1" + "}" * 300)  # parses, but pydantic writes <= 255 levels
+    data = {**conversation("recipe planning", 0, 0), "notes": deep}
+    path = write(tmp_path / "recipe planning/0.json", json.dumps(data))
+    problems: list[Problem] = []
+    assert parse_file(path, "recipe planning/0.json", problems) is None
+    assert [(p.value, p.message) for p in problems] == [
+        ("deeply nested lists or objects", "nested too deeply to be a release file")
+    ]
