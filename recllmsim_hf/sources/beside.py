@@ -28,9 +28,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+_ENDING = {signal.SIGINT, signal.SIGTERM}
+
+
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (a job's share of a node, not the node's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
 
 def can_fork() -> bool:
-    return hasattr(os, "fork") and (os.cpu_count() or 1) > 1 and os.environ.get("RECLLMSIM_NO_FORK") != "1"
+    return hasattr(os, "fork") and _usable_cpus() > 1 and os.environ.get("RECLLMSIM_NO_FORK") != "1"
 
 
 class Beside:
@@ -40,19 +49,30 @@ class Beside:
     def __init__(self, fn: Callable[[], Any], scratch: Path, fallback: Callable[[], Any] | None = None):
         self.fn, self.scratch, self.fallback = fn, Path(scratch), fallback or fn
         self.pid: int | None = None
-        if can_fork():
-            try:
-                self.pid = os.fork()
-            except OSError:  # no memory or process slots for a child: run in the caller instead
-                self.pid = None
-            if self.pid == 0:
-                self._child()
+        if not can_fork():
+            return
+        # Ctrl-C / SIGTERM held back across the fork: the child must never run the caller's handlers
+        # (they would clean up the caller's work folder), and the caller must know its child's pid
+        # before a handler can end it
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _ENDING)
+        try:
+            self.pid = os.fork()
+        except OSError:  # no memory or process slots for a child: run in the caller instead
+            self.pid = None
+        if self.pid == 0:
+            self._child(mask)
+        try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a signal held back arrives here
+        except BaseException:
+            self.close()
+            raise
 
-    def _child(self) -> None:
+    def _child(self, mask) -> None:
         code = 1
         try:
             signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends the child at once, quietly
             signal.signal(signal.SIGTERM, signal.SIG_DFL)  # and so does a SIGTERM (the CLI's is the caller's)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             try:
                 outcome = ("value", self.fn())
             except Exception as e:

@@ -87,3 +87,33 @@ def test_close_kills_and_reaps_a_running_child(tmp_path):
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # already reaped: no zombie left
     assert job.pid is None and not (tmp_path / "r.pickle").exists()
+
+
+def test_a_ctrl_c_during_the_fork_ends_the_caller_and_reaps_its_child(tmp_path, monkeypatch):
+    import signal
+
+    real_fork, children = os.fork, []
+
+    def fork_then_ctrl_c():
+        pid = real_fork()
+        if pid:  # the signal arrives before the caller could note its child
+            children.append(pid)
+            os.kill(os.getpid(), signal.SIGINT)
+        return pid
+
+    monkeypatch.setattr(beside, "can_fork", lambda: True)
+    monkeypatch.setattr(os, "fork", fork_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        Beside(lambda: time.sleep(30), tmp_path / "r.pickle")
+    with pytest.raises(ChildProcessError):
+        os.waitpid(children[0], os.WNOHANG)  # killed and reaped, not left sleeping
+
+
+def test_one_usable_cpu_means_no_child(monkeypatch):
+    monkeypatch.delenv("RECLLMSIM_NO_FORK", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert not beside.can_fork()
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    assert beside.can_fork()
+    monkeypatch.setenv("RECLLMSIM_NO_FORK", "1")
+    assert not beside.can_fork()
