@@ -198,5 +198,5 @@ def test_shards_union_is_the_plan_and_build_merges_them(tmp_path):
     (clash / "conversations.jsonl").write_text(json.dumps(first) + "\n")
     refused = run("build", "--source", shards[0], "--source", clash, "--out", tmp_path / "ds2", "-q")
     line = one_line_error(refused, 2)
-    assert f"--source {clash}: 1 conversations with the same id but other content" in line
+    assert f"--source {clash}: 1 conversation with the same id but other content" in line
     assert first["conversation_id"] in line and not (tmp_path / "ds2").exists()

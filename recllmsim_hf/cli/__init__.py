@@ -134,7 +134,7 @@ def _print_summary(summary: dict, json_out: bool) -> None:
     typer.echo(f"built {summary['out']}")
     width = max([20, *map(len, summary["configs"])])
     for config, splits in summary["configs"].items():
-        sizes = ", ".join(f"{split} {n:,}" for split, n in splits.items())
+        sizes = ", ".join(f"{split} {n:,}" for split, n in splits.items()) or "no rows (not shipped)"
         typer.echo(f"  {config:<{width}} {sizes}")
 
 

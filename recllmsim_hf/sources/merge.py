@@ -55,7 +55,8 @@ def _digest(data: dict) -> str:
 def _conflict(kind: str, ids: list[str], first: str, second: str) -> InputError:
     named = ", ".join(ids[:MAX_NAMED]) + (f" and {len(ids) - MAX_NAMED} more" if len(ids) > MAX_NAMED else "")
     return InputError(
-        f"--source {second}: {len(ids)} {kind} with the same id but other content than in {first} "
+        f"--source {second}: {len(ids)} {kind if len(ids) > 1 else kind.removesuffix('s')} with the same id "
+        f"but other content than in {first} "
         f"({named}); merge only shards of one run, or corpora whose ids do not overlap"
     )
 

@@ -207,3 +207,12 @@ def test_unannotated_corpus_ships_only_configs_with_rows(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     rows, names = json.loads(result.stdout.strip().splitlines()[-1])
     assert rows == 3 and names[4] == "museum visits"
+    # and the command's summary says so instead of leaving the sizes blank
+    recllmsim = str(Path(sys.executable).with_name("recllmsim"))
+    cli = subprocess.run(
+        [recllmsim, "build", "--source", str(corpus), "--out", "out2", "-q"],
+        cwd=tmp_path, capture_output=True, text=True,
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    lines = {line.split()[0]: " ".join(line.split()[1:]) for line in cli.stdout.splitlines()[1:]}
+    assert lines["intent_utterances"] == "no rows (not shipped)" and lines["conversations"] == "train 3"

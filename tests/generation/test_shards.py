@@ -102,6 +102,6 @@ def test_merging_conflicting_profiles_names_them(tmp_path):
         write_jsonl(folder / "scenarios.jsonl", [])
         (folder / "conversations.jsonl").write_text("")
     with pytest.raises(
-        InputError, match=r"--source .*b: 1 profiles with the same id but other content .*\(7\)"
+        InputError, match=r"--source .*b: 1 profile with the same id but other content .*\(7\)"
     ):
         merge_corpora([tmp_path / "a", tmp_path / "b"], tmp_path / "m")
