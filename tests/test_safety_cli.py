@@ -178,3 +178,18 @@ def test_ctrl_c_while_the_commands_are_imported_is_an_interrupt(monkeypatch, cap
         cli.main()
     assert stop.value.code == 130
     assert capsys.readouterr().err == "recllmsim: interrupted; run the same command again to resume\n"
+
+
+def test_an_unawaited_connect_left_by_a_stopped_run_prints_nothing_after_the_error():
+    """A connect attempt cut short when another batch part failed is garbage at exit: Python would
+    print a RuntimeWarning (two lines) after the command's one error line."""
+    code = (
+        "import sys; sys.argv = ['recllmsim', '--version']\n"
+        "from recllmsim_hf.cli import main\n"
+        "async def connect(): pass\n"
+        "left = connect()\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "del left\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env())
+    assert done.stdout.startswith("recllmsim ") and done.stderr == ""

@@ -172,8 +172,12 @@ def main() -> None:
     """
     import signal
     import sqlite3
+    import warnings
 
     signal.signal(signal.SIGTERM, _terminated)
+    # A request cut short when a run stops (another batch part failed) can leave the HTTP client's
+    # connect attempt un-awaited; Python would name it on the way out, after the error line.
+    warnings.filterwarnings("ignore", message=r"coroutine .* was never awaited", category=RuntimeWarning)
 
     from recllmsim_hf.errors import from_os_error
 
