@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from recllmsim_hf.errors import InputError, ServiceError
+from recllmsim_hf.errors import InputError, ServiceError, redact
 
 from .endpoints import ROLES, Endpoint, check_base_url
 from .transport import TransportFailure
@@ -138,6 +139,10 @@ def _read_file(path: Path, per_endpoint: int, env) -> list[tuple[str, Replica]]:
     return out
 
 
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 class PoolTransport:
     """Routes each call of a role to one of its replicas (see the module docstring).
 
@@ -156,6 +161,7 @@ class PoolTransport:
     ):
         self.inner, self.pools, self.pool_of = inner, pools, pool_of
         self.cooldown, self.cooldown_max = cooldown, cooldown_max
+        self.warn = _stderr
         self._free = asyncio.Condition()
 
     def replicas(self, endpoint: Endpoint) -> list[Replica] | None:
@@ -258,6 +264,12 @@ class PoolTransport:
                 self._set_aside(replica)
         if len(errors) == len(replicas):
             raise ServiceError(f"no endpoint of the pool answers ({'; '.join(errors)}); check --base-url")
+        for error in errors:  # the run goes on without them: say so, once, before anything is sent
+            others = len(replicas) - len(errors)
+            self.warn(
+                redact(f"warning: {error}; going on with the other {others} endpoint(s) of the pool "
+                       "(it is tried again later)")
+            )  # fmt: skip
 
     def stats(self) -> list[dict]:
         seen, out = set(), []

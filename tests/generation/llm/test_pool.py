@@ -97,11 +97,15 @@ def test_check_sets_aside_a_dead_endpoint_and_fails_only_when_all_are(tmp_path):
         pools = parse_pools([a.base_url, dead], ["sk"], per_endpoint=4, environ={})
         ep = Endpoint(base_url=a.base_url, api_key="sk", model="m")
         pool = PoolTransport(OpenAITransport(timeout=2), pools, {(ep.base_url, ep.api_key, ep.model): "*"})
+        warned = []
+        pool.warn = warned.append
 
         async def go():
             try:
                 await pool.check(ep)
                 assert [r["set_asides"] for r in pool.stats()] == [0, 1]
+                assert len(warned) == 1 and warned[0].startswith(f"warning: {dead}: ")
+                assert "going on with the other 1 endpoint(s) of the pool" in warned[0]
                 body = b'{"model":"m","messages":[{"role":"user","content":"hi"}]}'
                 assert (await pool.complete(ep, body))["choices"]  # the dead one is skipped
             finally:
