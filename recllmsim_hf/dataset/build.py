@@ -58,8 +58,10 @@ def build_dataset(
     sources = [s for s in given if s is not None and not is_url(s)]
     out = claim_output(out, "build", sources=sources)  # before the heavy imports: a refusal is quick
     out.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_killed_builds(out)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
     os.chmod(work, DIR_MODE)  # mkdtemp's 0700 would become the build's mode
+    _claim_work(work)
     collecting = gc.isenabled()
     try:
         # A build holds the parsed corpus (millions of small dicts, no reference cycles) while
@@ -126,10 +128,43 @@ def _build(
         origin = [str(Path(s).resolve()) for s in sources]
     else:
         origin = summary["source"]
+    (work / BUILDING).unlink()
     write_marker(work, "build", files_under(work), source=origin)
     claim_output(out, "build", sources=sources)  # again: the folder may have changed meanwhile
     _swap_into_place(work, out)
     return summary
+
+
+BUILDING = ".recllmsim-building.json"  # in a build's hidden work folder while it runs
+
+
+def _claim_work(work: Path) -> None:
+    import json
+    import socket
+
+    owner = {"pid": os.getpid(), "host": socket.gethostname()}
+    (work / BUILDING).write_text(json.dumps(owner) + "\n", encoding="utf-8")
+
+
+def _sweep_killed_builds(out: Path) -> None:
+    """Remove the hidden work folders of earlier builds into ``out`` that were killed (SIGKILL, the
+    OOM killer, a node's reboot: nothing could clean up). Only a folder named like ours that holds
+    our work marker naming a process of this host that no longer runs is removed."""
+    import json
+    import socket
+
+    for folder in out.parent.glob(f".{out.name}.building-*"):
+        try:
+            if folder.is_symlink() or not folder.is_dir():
+                continue
+            owner = json.loads((folder / BUILDING).read_text(encoding="utf-8"))
+            if owner.get("host") != socket.gethostname() or not isinstance(owner.get("pid"), int):
+                continue
+            os.kill(owner["pid"], 0)  # still running (or the pid was taken again): keep it
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except (OSError, ValueError, AttributeError):
+            continue  # not provably ours, or not ours to judge
 
 
 def _swap_into_place(work: Path, out: Path) -> None:

@@ -216,3 +216,39 @@ def test_unannotated_corpus_ships_only_configs_with_rows(tmp_path):
     assert cli.returncode == 0, cli.stderr
     lines = {line.split()[0]: " ".join(line.split()[1:]) for line in cli.stdout.splitlines()[1:]}
     assert lines["intent_utterances"] == "no rows (not shipped)" and lines["conversations"] == "train 3"
+
+
+def test_a_killed_builds_work_folder_is_swept_and_nothing_else(tmp_path):
+    """SIGKILL leaves `.OUT.building-*` behind; the next build into OUT removes it when its marker
+    names a process of this host that no longer runs, and keeps every other folder."""
+    import socket
+
+    from tiny_corpus import write_tiny_corpus
+
+    from recllmsim_hf.dataset.build import BUILDING, build_dataset
+
+    corpus = write_tiny_corpus(tmp_path / "corpus")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    dead_pid = int(gone.stdout)
+    host = socket.gethostname()
+
+    def left(name: str, owner) -> Path:
+        folder = tmp_path / name
+        (folder / "_staged").mkdir(parents=True)
+        (folder / "_staged" / "conversations.jsonl").write_text("{}\n")
+        if owner is not None:
+            (folder / BUILDING).write_text(json.dumps(owner))
+        return folder
+
+    killed = left(".ds.building-killed", {"pid": dead_pid, "host": host})
+    running = left(".ds.building-running", {"pid": os.getpid(), "host": host})
+    elsewhere = left(".ds.building-other-host", {"pid": dead_pid, "host": host + "-not"})
+    unmarked = left(".ds.building-unmarked", None)
+    other_out = left(".other.building-killed", {"pid": dead_pid, "host": host})
+    build_dataset(corpus, tmp_path / "ds", progress=False)
+    assert not killed.exists()
+    assert all(p.exists() for p in (running, elsewhere, unmarked, other_out))
+    assert not (tmp_path / "ds" / BUILDING).exists()  # the finished build does not carry it
+    assert sorted(p.name for p in tmp_path.glob(".ds.building-*")) == [
+        ".ds.building-other-host", ".ds.building-running", ".ds.building-unmarked",
+    ]  # fmt: skip
