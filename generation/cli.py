@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from recllmsim_hf.cli.help import OrderedGroup
-from recllmsim_hf.errors import ServiceError
+from recllmsim_hf.errors import InputError, ServiceError
 
 from .llm import options as o
 
@@ -267,6 +267,17 @@ def filter_(
     from .simulate.filters import filter_corpus
 
     factory = None
+    unused = [
+        flag
+        for flag, value in (
+            ("--base-url", base_url), ("--api-key", api_key), ("--endpoints", endpoints),
+            ("--annotator-base-url", annotator_base_url), ("--annotator-api-key", annotator_api_key),
+            ("--annotator-model", annotator_model), ("--executor", executor != "online"),
+        )
+        if value
+    ]  # fmt: skip
+    if unused and not llm_check:
+        raise InputError(f"{unused[0]}: only used with --llm-check (the rule filters ask no LLM)")
     if llm_check:
         factory = _factory(
             base_url=base_url, api_key=api_key, model=model, annotator_model=annotator_model,

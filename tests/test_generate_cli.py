@@ -132,6 +132,12 @@ def test_generated_corpus_filters_builds_and_loads(corpus, tmp_path):
     profiles = [json.loads(x) for x in (corpus / "profiles.jsonl").read_text().splitlines()]
     assert profiles[0]["text"].startswith("1. Gender: ") and len(profiles[0]["text"].splitlines()) == 9
 
+    before = (corpus / "conversations.jsonl").read_bytes()
+    for flags in (["--annotator-base-url", "http://127.0.0.1:9/v1"], ["--executor", "openai-batch"]):
+        unused = run("generate", "filter", "--corpus", corpus, *flags)  # an LLM flag without --llm-check
+        expected = f"recllmsim: error: {flags[0]}: only used with --llm-check (the rule filters ask no LLM)"
+        assert one_line_error(unused, 2) == expected
+    assert (corpus / "conversations.jsonl").read_bytes() == before
     filtered = run("generate", "filter", "--corpus", corpus, "--json")
     assert filtered.returncode == 0, filtered.stderr
     counts = json.loads(filtered.stdout)
