@@ -24,8 +24,10 @@ Example:
 from __future__ import annotations
 
 import gc
+import json
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -139,9 +141,6 @@ BUILDING = ".recllmsim-building.json"  # in a build's hidden work folder while i
 
 
 def _claim_work(work: Path) -> None:
-    import json
-    import socket
-
     owner = {"pid": os.getpid(), "host": socket.gethostname()}
     (work / BUILDING).write_text(json.dumps(owner) + "\n", encoding="utf-8")
 
@@ -150,9 +149,6 @@ def _sweep_killed_builds(out: Path) -> None:
     """Remove the hidden work folders of earlier builds into ``out`` that were killed (SIGKILL, the
     OOM killer, a node's reboot: nothing could clean up). Only a folder named like ours that holds
     our work marker naming a process of this host that no longer runs is removed."""
-    import json
-    import socket
-
     for folder in out.parent.glob(f".{out.name}.building-*"):
         try:
             if folder.is_symlink() or not folder.is_dir():
